@@ -1,0 +1,32 @@
+# Every target sets up .venv by itself on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/quarterhour gen --preset corner-store --seed 1 --out var/corner-store-seed1.json
+	$(BIN)/quarterhour simulate var/corner-store-seed1.json --policy quarterhour --out var/run-corner-store-seed1
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.simulation
+
+lint: $(STAMP)
+	$(BIN)/ruff check router api bench tests
+	$(BIN)/ruff format --check router api bench tests
+	$(BIN)/mypy
+
+clean:
+	find . -path ./$(VENV) -prune -o \( -name '*.nbi' -o -name '*.nbc' \) -print -exec rm -f {} +
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

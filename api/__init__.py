@@ -1,0 +1,1 @@
+"""Quarterhour service (HTTP API); see DESIGN.md, section Service."""

@@ -1,0 +1,1 @@
+"""Quarterhour engine: pure, arrays in, plans out (no database, no HTTP)."""

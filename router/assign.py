@@ -1,0 +1,180 @@
+"""Choose disjoint bundles and one rider for each: a set-packing model solved by CP-SAT.
+
+A pair (bundle, rider) is the rider's next trip carrying that bundle. Its cost weighs lateness
+first, then click-to-door, then rider time. Leaving an order out of every trip this tick is not
+free: it costs an estimate of serving it one rider-cycle later, so the model bundles harder when
+riders are scarce and delivers alone when they are not. A greedy plan is the solver's hint and
+the fallback when the solver has no answer in time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from router.bundles import Bundles
+from router.jit import kernel
+from router.snapshot import NO_TIME, BoolArray, IntArray, depart_within_shift
+
+CLICK_TO_DOOR_WEIGHT = 2
+LATE_WEIGHT = 20
+RIDER_WEIGHT = 1
+
+
+@dataclass(frozen=True)
+class Pairs:
+    bundles: IntArray
+    riders: IntArray
+    leave_s: IntArray  # when the rider can leave its position
+    arrive_shop_s: IntArray
+    depart_s: IntArray
+    costs: IntArray  # net of the deferral costs of the bundle's orders (negative = worth it)
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.bundles.shape[0])
+
+
+@kernel
+def _order_cost(delivered_s: int, placed_s: int, promised_s: int) -> int:
+    return (CLICK_TO_DOOR_WEIGHT * (delivered_s - placed_s)
+            + LATE_WEIGHT * max(0, delivered_s - promised_s))
+
+
+@kernel
+def _price_pairs(
+    bundle_shops: IntArray, bundle_sizes: IntArray, bundle_ready_s: IntArray,
+    n_stops: IntArray, sequences: IntArray, offsets_s: IntArray,
+    rider_modes: IntArray, rider_capacities: IntArray, rider_free_s: IntArray,
+    rider_serves: BoolArray, rider_shop_s: IntArray,
+    shift_starts_s: IntArray, shift_ends_s: IntArray,
+    order_placed_s: IntArray, order_promised_s: IntArray,
+    now_s: int, pickup_s: int, riders_per_bundle: int,
+) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
+    n_bundles = bundle_shops.shape[0]
+    n_riders = rider_modes.shape[0]
+    width = min(riders_per_bundle, n_riders)
+    out_rider = np.full((n_bundles, width), -1, dtype=np.int64)
+    out_cost = np.full((n_bundles, width), np.iinfo(np.int64).max, dtype=np.int64)
+    out_leave = np.zeros((n_bundles, width), dtype=np.int64)
+    out_arrive = np.zeros((n_bundles, width), dtype=np.int64)
+    out_depart = np.zeros((n_bundles, width), dtype=np.int64)
+    for b in range(n_bundles):
+        shop = bundle_shops[b]
+        for r in range(n_riders):
+            if not rider_serves[r, shop] or rider_capacities[r] < bundle_sizes[b]:
+                continue
+            leave_s = max(now_s, rider_free_s[r])
+            arrive_s = leave_s + rider_shop_s[r, shop]
+            depart_s = depart_within_shift(
+                max(arrive_s, bundle_ready_s[b]) + pickup_s, shift_starts_s[r], shift_ends_s[r]
+            )
+            if depart_s == NO_TIME:
+                continue
+            m = rider_modes[r]
+            cost = 0
+            for step in range(n_stops[b]):
+                order = sequences[b, m, step]
+                cost += _order_cost(depart_s + offsets_s[b, m, step], order_placed_s[order],
+                                    order_promised_s[order])
+            cost += RIDER_WEIGHT * (depart_s + offsets_s[b, m, n_stops[b] - 1] - leave_s)
+            # keep the cheapest riders of this bundle (insertion into a short sorted row)
+            slot = width
+            while slot > 0 and cost < out_cost[b, slot - 1]:
+                slot -= 1
+            if slot == width:
+                continue
+            for k in range(width - 1, slot, -1):
+                out_cost[b, k] = out_cost[b, k - 1]
+                out_rider[b, k] = out_rider[b, k - 1]
+                out_leave[b, k] = out_leave[b, k - 1]
+                out_arrive[b, k] = out_arrive[b, k - 1]
+                out_depart[b, k] = out_depart[b, k - 1]
+            out_cost[b, slot] = cost
+            out_rider[b, slot] = r
+            out_leave[b, slot] = leave_s
+            out_arrive[b, slot] = arrive_s
+            out_depart[b, slot] = depart_s
+    return out_rider, out_cost, out_leave, out_arrive, out_depart
+
+
+def price_pairs(
+    bundles: Bundles, *, rider_modes: IntArray, rider_capacities: IntArray,
+    rider_free_s: IntArray, rider_serves: BoolArray, rider_shop_s: IntArray,
+    shift_starts_s: IntArray, shift_ends_s: IntArray, order_placed_s: IntArray,
+    order_promised_s: IntArray, deferral_costs: IntArray, now_s: int, pickup_s: int,
+    riders_per_bundle: int,
+) -> Pairs:
+    """Feasible (bundle, rider) pairs worth more than deferring their orders, with times."""
+    riders, costs, leave_s, arrive_s, depart_s = _price_pairs(
+        bundles.shops, bundles.sizes, bundles.ready_s, bundles.n_stops, bundles.sequences,
+        bundles.offsets_s, rider_modes, rider_capacities, rider_free_s, rider_serves,
+        rider_shop_s, shift_starts_s, shift_ends_s, order_placed_s, order_promised_s,
+        now_s, pickup_s, riders_per_bundle,
+    )
+    present = bundles.orders >= 0
+    deferral = np.where(present, deferral_costs[np.where(present, bundles.orders, 0)], 0)
+    net = costs - deferral.sum(axis=1, keepdims=True)
+    keep = (riders >= 0) & (net < 0)
+    bundle_index = np.broadcast_to(np.arange(bundles.n_bundles)[:, None], riders.shape)
+    return Pairs(bundle_index[keep].astype(np.int64), riders[keep], leave_s[keep],
+                 arrive_s[keep], depart_s[keep], net[keep])
+
+
+def greedy_choice(pairs: Pairs, bundles: Bundles, n_orders: int, n_riders: int) -> IntArray:
+    """Pairs taken best net cost first while their orders and rider are still free."""
+    order_used = np.zeros(n_orders, dtype=np.bool_)
+    rider_used = np.zeros(n_riders, dtype=np.bool_)
+    chosen: list[int] = []
+    for p in np.argsort(pairs.costs, kind="stable"):
+        members = bundles.orders[pairs.bundles[p]]
+        members = members[members >= 0]
+        if rider_used[pairs.riders[p]] or order_used[members].any():
+            continue
+        rider_used[pairs.riders[p]] = True
+        order_used[members] = True
+        chosen.append(int(p))
+    return np.array(chosen, dtype=np.int64)
+
+
+def solve_choice(
+    pairs: Pairs, bundles: Bundles, n_orders: int, n_riders: int, *, seed: int,
+    deterministic_limit: float, time_limit_s: float,
+) -> tuple[IntArray, str]:
+    """The chosen pairs and how they were found (``cp-sat``, ``cp-sat-feasible``, ``greedy``)."""
+    greedy = greedy_choice(pairs, bundles, n_orders, n_riders)
+    if pairs.n_pairs <= 1:
+        return greedy, "greedy"
+    model = cp_model.CpModel()
+    chosen = [model.new_bool_var(f"p{p}") for p in range(pairs.n_pairs)]
+    by_order: list[list[cp_model.IntVar]] = [[] for _ in range(n_orders)]
+    by_rider: list[list[cp_model.IntVar]] = [[] for _ in range(n_riders)]
+    for p, var in enumerate(chosen):
+        by_rider[pairs.riders[p]].append(var)
+        for order in bundles.orders[pairs.bundles[p]]:
+            if order >= 0:
+                by_order[order].append(var)
+    for group in (*by_order, *by_rider):
+        if len(group) > 1:
+            model.add_at_most_one(group)
+    model.minimize(cp_model.LinearExpr.weighted_sum(chosen, pairs.costs.tolist()))
+    in_greedy = np.zeros(pairs.n_pairs, dtype=np.bool_)
+    in_greedy[greedy] = True
+    for p, var in enumerate(chosen):
+        model.add_hint(var, bool(in_greedy[p]))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = seed
+    solver.parameters.max_deterministic_time = deterministic_limit
+    solver.parameters.max_time_in_seconds = time_limit_s
+    status = solver.solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return greedy, "greedy"
+    values = np.array([solver.boolean_value(var) for var in chosen], dtype=np.bool_)
+    if int(pairs.costs[values].sum()) > int(pairs.costs[greedy].sum()):
+        return greedy, "greedy"
+    return np.flatnonzero(values).astype(np.int64), (
+        "cp-sat" if status == cp_model.OPTIMAL else "cp-sat-feasible"
+    )

@@ -1,0 +1,112 @@
+"""The ``quarterhour`` command: generate scenarios and simulate days.
+
+Bad input exits with status 2 and one line on stderr naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from router.scenario import ScenarioError, read_scenario
+from router.snapshot import Policy
+
+POLICIES = ("quarterhour", "nearest", "ortools-vrp")
+
+
+def make_policy(name: str, tick_s: int, vrp_time_limit_s: float = 1.0) -> Policy:
+    """A fresh policy by its command-line name."""
+    if name == "quarterhour":
+        from router.dispatch import QuarterhourPolicy
+
+        return QuarterhourPolicy(tick_s=tick_s)
+    if name == "nearest":
+        from router.policies.nearest import NearestPolicy
+
+        return NearestPolicy(tick_s=tick_s)
+    if name == "ortools-vrp":
+        from router.policies.ortools_vrp import OrToolsVrpPolicy
+
+        return OrToolsVrpPolicy(tick_s=tick_s, time_limit_s=vrp_time_limit_s)
+    raise ValueError(f"--policy: expected one of {', '.join(POLICIES)}, got {name!r}")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from router.dispatch import warm_up
+    from router.simulate import simulate, write_outputs
+
+    scenario = read_scenario(args.scenario)
+    policy = make_policy(args.policy, args.tick_s, args.vrp_time_limit_s)
+    warm_up()
+    result = simulate(scenario, policy, tick_s=args.tick_s)
+    write_outputs(result, args.out)
+    kpis = result.kpis
+    print(
+        f"{scenario.name} {policy.name}: {kpis['delivered']}/{kpis['orders']} delivered, "
+        f"on time {kpis['on_time_rate']:.1%}, click-to-door mean "
+        f"{kpis['click_to_door_s']['mean'] / 60:.1f} min, "
+        f"lower bound ratio {kpis['lower_bound_ratio']:.2f}, "
+        f"{kpis['orders_per_trip']:.2f} orders/trip, tick p99 {kpis['tick_ms']['p99']:.1f} ms "
+        f"-> {args.out}"
+    )
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from router.generate import generate_scenario
+
+    document = generate_scenario(args.preset, args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    print(f"{args.preset} seed {args.seed}: {len(document['orders'])} orders, "
+          f"{len(document['riders'])} riders, {len(document['shops'])} shops -> {out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quarterhour", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sim = commands.add_parser("simulate", help="play a scenario's day with one policy")
+    sim.add_argument("scenario", help="scenario file (quarterhour.scenario/1)")
+    sim.add_argument("--policy", choices=POLICIES, default="quarterhour")
+    sim.add_argument("--out", required=True, help="output folder")
+    sim.add_argument("--tick-s", type=_positive_int, default=30, help="seconds between ticks")
+    sim.add_argument("--vrp-time-limit-s", type=float, default=1.0,
+                     help="per-tick limit of the ortools-vrp baseline")
+    sim.set_defaults(handler=_simulate)
+    gen = commands.add_parser("gen", help="generate a scenario from a preset")
+    gen.add_argument("--preset", choices=("corner-store", "dark-store", "circle"), required=True)
+    gen.add_argument("--seed", type=int, required=True)
+    gen.add_argument("--out", required=True, help="scenario file to write")
+    gen.set_defaults(handler=_generate)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ScenarioError as error:
+        print(f"quarterhour: {args.command}: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"quarterhour: {args.command}: {error.filename or ''}: {error.strerror}",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""Play a scenario's day on a virtual clock with one dispatch policy.
+
+An order is revealed at its ``placed_s``; the policy sees only what has happened (a
+``Snapshot`` each tick); committed trips are executed by the timing rules of DESIGN.md, computed
+here from the rules, never taken from the policy.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router.kpis import compute_kpis, merged_shift_hours
+from router.scenario import Scenario
+from router.snapshot import NO_TIME, Decision, Policy, Snapshot, depart_within_shift, pad_shifts
+from router.travel import MODE_INDEX, distance_m, travel_s
+
+PENDING, OPEN, COMMITTED, REJECTED = 0, 1, 2, 3
+
+OUTCOME_COLUMNS = (
+    "order_id", "shop_id", "status", "rider_id", "trip_id", "placed_s", "ready_s", "promised_s",
+    "assigned_s", "depart_s", "delivered_s",
+)
+TRIP_COLUMNS = (
+    "trip_id", "rider_id", "shop_id", "assigned_s", "arrive_shop_s", "depart_s", "order_ids",
+)
+
+
+@dataclass
+class Trip:
+    trip_id: str
+    rider: int
+    shop: int
+    orders: list[int]
+    assigned_s: int
+    arrive_shop_s: int
+    depart_s: int
+
+
+@dataclass
+class SimulationResult:
+    scenario: Scenario
+    policy: str
+    statuses: list[str]
+    order_riders: np.ndarray
+    order_trips: list[str]
+    assigned_s: np.ndarray
+    depart_s: np.ndarray
+    delivered_s: np.ndarray
+    trips: list[Trip]
+    kpis: dict[str, Any]
+    refused_commits: int = 0
+    reasons: dict[int, str] = field(default_factory=dict)  # last reason of each open order
+
+
+class _World:
+    """The mutable state of the day: orders, riders, trips."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        rules = scenario.travel
+        self.shop_index = {shop.id: i for i, shop in enumerate(scenario.shops)}
+        self.speeds_mps = np.array(rules.speeds_by_mode(), dtype=np.float64)
+        n_orders, n_riders = len(scenario.orders), len(scenario.riders)
+        self.order_state = np.full(n_orders, PENDING, dtype=np.int64)
+        self.order_shops = np.array([self.shop_index[o.shop] for o in scenario.orders], np.int64)
+        self.order_riders = np.full(n_orders, -1, dtype=np.int64)
+        self.order_trips = [""] * n_orders
+        self.assigned_s = np.full(n_orders, NO_TIME, dtype=np.int64)
+        self.depart_s = np.full(n_orders, NO_TIME, dtype=np.int64)
+        self.delivered_s = np.full(n_orders, NO_TIME, dtype=np.int64)
+        self.rider_modes = np.array([MODE_INDEX[r.mode] for r in scenario.riders], np.int64)
+        self.rider_lats = np.array([r.lat for r in scenario.riders], dtype=np.float64)
+        self.rider_lons = np.array([r.lon for r in scenario.riders], dtype=np.float64)
+        self.rider_free_s = np.array([r.shifts[0][0] for r in scenario.riders], dtype=np.int64)
+        self.rider_last_end_s = np.array([r.shifts[-1][1] for r in scenario.riders], np.int64)
+        self.rider_serves = np.zeros((n_riders, len(scenario.shops)), dtype=np.bool_)
+        for i, rider in enumerate(scenario.riders):
+            for shop_id in rider.shops:
+                self.rider_serves[i, self.shop_index[shop_id]] = True
+        self.shift_starts_s, self.shift_ends_s = pad_shifts([r.shifts for r in scenario.riders])
+        self.trips: list[Trip] = []
+        self.distance_m = 0.0
+        self.refused_commits = 0
+
+    def travel(self, lat1: float, lon1: float, lat2: float, lon2: float, mode: int) -> int:
+        return travel_s(lat1, lon1, lat2, lon2, self.scenario.travel.detour,
+                        float(self.speeds_mps[mode]))
+
+    def admit(self, index: int) -> None:
+        """Intake: accept the order, or reject it when outside the circle or invalid."""
+        order = self.scenario.orders[index]
+        shop = self.scenario.shops[self.order_shops[index]]
+        walk_s = self.travel(shop.lat, shop.lon, order.lat, order.lon, MODE_INDEX["walk"])
+        servers = self.rider_serves[:, self.order_shops[index]]
+        capacities = np.array([r.capacity for r in self.scenario.riders], dtype=np.int64)
+        valid = (
+            order.size > 0
+            and bool(servers.any())
+            and order.size <= int(capacities[servers].max(initial=0))
+        )
+        inside = walk_s <= shop.circle_walk_min * 60
+        self.order_state[index] = OPEN if inside and valid else REJECTED
+
+    def snapshot(self, now_s: int, open_orders: np.ndarray) -> Snapshot:
+        orders = self.scenario.orders
+        riders = np.flatnonzero(self.rider_last_end_s >= now_s)
+        rules = self.scenario.travel
+        return Snapshot(
+            now_s=now_s,
+            detour=rules.detour,
+            speeds_mps=self.speeds_mps,
+            pickup_s=rules.pickup_s,
+            handoff_s=rules.handoff_s,
+            shop_lats=np.array([s.lat for s in self.scenario.shops], dtype=np.float64),
+            shop_lons=np.array([s.lon for s in self.scenario.shops], dtype=np.float64),
+            order_keys=open_orders.astype(np.int64),
+            order_shops=self.order_shops[open_orders],
+            order_lats=np.array([orders[i].lat for i in open_orders], dtype=np.float64),
+            order_lons=np.array([orders[i].lon for i in open_orders], dtype=np.float64),
+            order_sizes=np.array([orders[i].size for i in open_orders], dtype=np.int64),
+            order_placed_s=np.array([orders[i].placed_s for i in open_orders], dtype=np.int64),
+            order_ready_s=np.array([orders[i].ready_s for i in open_orders], dtype=np.int64),
+            order_promised_s=np.array([orders[i].promised_s for i in open_orders], np.int64),
+            rider_keys=riders.astype(np.int64),
+            rider_modes=self.rider_modes[riders],
+            rider_capacities=np.array(
+                [self.scenario.riders[i].capacity for i in riders], dtype=np.int64
+            ),
+            rider_lats=self.rider_lats[riders],
+            rider_lons=self.rider_lons[riders],
+            rider_free_s=self.rider_free_s[riders],
+            rider_serves=self.rider_serves[riders],
+            rider_shift_starts_s=self.shift_starts_s[riders],
+            rider_shift_ends_s=self.shift_ends_s[riders],
+        )
+
+    def commit(self, now_s: int, rider: int, order_list: list[int]) -> bool:
+        """Execute a committed trip by the rules; refuse it (False) if it breaks one."""
+        orders = self.scenario.orders
+        spec = self.scenario.riders[rider]
+        if not order_list or len(set(order_list)) != len(order_list):
+            return False
+        if any(self.order_state[i] != OPEN for i in order_list):
+            return False
+        shop = int(self.order_shops[order_list[0]])
+        if any(self.order_shops[i] != shop for i in order_list) or not self.rider_serves[rider,
+                                                                                        shop]:
+            return False
+        if sum(orders[i].size for i in order_list) > spec.capacity:
+            return False
+        mode = int(self.rider_modes[rider])
+        shop_rec = self.scenario.shops[shop]
+        leave_s = max(now_s, int(self.rider_free_s[rider]))
+        arrive_shop_s = leave_s + self.travel(
+            self.rider_lats[rider], self.rider_lons[rider], shop_rec.lat, shop_rec.lon, mode
+        )
+        earliest_s = max(arrive_shop_s, max(orders[i].ready_s for i in order_list))
+        depart_s = int(depart_within_shift(
+            earliest_s + self.scenario.travel.pickup_s,
+            self.shift_starts_s[rider], self.shift_ends_s[rider],
+        ))
+        if depart_s == NO_TIME:
+            return False
+        trip = Trip(f"t{len(self.trips) + 1}", rider, shop, list(order_list), now_s,
+                    arrive_shop_s, depart_s)
+        self.trips.append(trip)
+        detour = self.scenario.travel.detour
+        lat, lon = self.rider_lats[rider], self.rider_lons[rider]
+        self.distance_m += distance_m(lat, lon, shop_rec.lat, shop_rec.lon, detour)
+        lat, lon, clock_s = shop_rec.lat, shop_rec.lon, depart_s
+        for i in order_list:
+            order = orders[i]
+            clock_s += self.travel(lat, lon, order.lat, order.lon, mode)
+            clock_s += self.scenario.travel.handoff_s
+            self.distance_m += distance_m(lat, lon, order.lat, order.lon, detour)
+            lat, lon = order.lat, order.lon
+            self.order_state[i] = COMMITTED
+            self.order_riders[i] = rider
+            self.order_trips[i] = trip.trip_id
+            self.assigned_s[i] = now_s
+            self.depart_s[i] = depart_s
+            self.delivered_s[i] = clock_s
+        self.rider_lats[rider], self.rider_lons[rider] = lat, lon
+        self.rider_free_s[rider] = clock_s
+        return True
+
+    def apply(self, now_s: int, snapshot: Snapshot, decision: Decision) -> None:
+        used_riders: set[int] = set()
+        for trip in decision.trips:
+            if not trip.committed:
+                continue
+            rider = int(snapshot.rider_keys[trip.rider])
+            order_list = [int(snapshot.order_keys[i]) for i in trip.orders]
+            if rider in used_riders or not self.commit(now_s, rider, order_list):
+                self.refused_commits += 1
+                continue
+            used_riders.add(rider)
+
+
+def simulate(scenario: Scenario, policy: Policy, tick_s: int = 30) -> SimulationResult:
+    """Play the day: reveal orders, tick the policy, execute commits, until nothing can move."""
+    if tick_s <= 0:
+        raise ValueError(f"tick_s: expected a positive integer, got {tick_s}")
+    world = _World(scenario)
+    placed_s = np.array([o.placed_s for o in scenario.orders], dtype=np.int64)
+    reveal_order = np.argsort(placed_s, kind="stable")
+    next_reveal = 0
+    last_shift_end_s = int(world.rider_last_end_s.max(initial=-1))
+    tick_ms: list[float] = []
+    reasons: dict[int, str] = {}
+    now_s = 0
+    while True:
+        while next_reveal < len(reveal_order) and placed_s[reveal_order[next_reveal]] <= now_s:
+            world.admit(int(reveal_order[next_reveal]))
+            next_reveal += 1
+        open_orders = np.flatnonzero(world.order_state == OPEN)
+        if open_orders.size and now_s <= last_shift_end_s:
+            snapshot = world.snapshot(now_s, open_orders)
+            started = time.perf_counter()
+            decision = policy.decide(snapshot)
+            tick_ms.append((time.perf_counter() - started) * 1000.0)
+            world.apply(now_s, snapshot, decision)
+            for index, reason in decision.reasons.items():
+                reasons[int(snapshot.order_keys[index])] = reason
+        if now_s >= scenario.horizon_s and (not open_orders.size or now_s > last_shift_end_s):
+            break
+        if not open_orders.size and next_reveal < len(reveal_order):
+            # Nothing to decide until the next order arrives: jump to the tick that reveals it.
+            next_placed_s = int(placed_s[reveal_order[next_reveal]])
+            now_s = max(now_s + tick_s, -(-next_placed_s // tick_s) * tick_s)
+        elif not open_orders.size:
+            now_s = max(now_s + tick_s, -(-scenario.horizon_s // tick_s) * tick_s)
+        else:
+            now_s += tick_s
+    return _result(world, policy.name, tick_ms, reasons)
+
+
+def _result(world: _World, policy: str, tick_ms: list[float],
+            reasons: dict[int, str]) -> SimulationResult:
+    scenario = world.scenario
+    status_names = {OPEN: "undelivered", PENDING: "undelivered", COMMITTED: "delivered",
+                    REJECTED: "rejected"}
+    statuses = [status_names[int(s)] for s in world.order_state]
+    placed_s = np.array([o.placed_s for o in scenario.orders], dtype=np.int64)
+    ready_s = np.array([o.ready_s for o in scenario.orders], dtype=np.int64)
+    promised_s = np.array([o.promised_s for o in scenario.orders], dtype=np.int64)
+    lower_bound_s = _lower_bounds_s(world, np.maximum(placed_s, ready_s))
+    hours = sum(merged_shift_hours(r.shifts, scenario.horizon_s) for r in scenario.riders)
+    kpis = compute_kpis(
+        statuses=statuses, placed_s=placed_s, promised_s=promised_s,
+        delivered_s=world.delivered_s, lower_bound_s=lower_bound_s,
+        orders_in_trips=sum(len(t.orders) for t in world.trips), n_trips=len(world.trips),
+        rider_hours=hours, rider_distance_m=world.distance_m, tick_ms=tick_ms,
+        policy=policy, scenario=scenario.name,
+    )
+    open_reasons = {i: r for i, r in reasons.items() if statuses[i] == "undelivered"}
+    return SimulationResult(
+        scenario, policy, statuses, world.order_riders, world.order_trips, world.assigned_s,
+        world.depart_s, world.delivered_s, world.trips, kpis, world.refused_commits, open_reasons,
+    )
+
+
+def _lower_bounds_s(world: _World, start_s: np.ndarray) -> np.ndarray:
+    """Physical limit of each order: start + pickup + fastest travel + handoff."""
+    scenario = world.scenario
+    out = np.full(len(scenario.orders), NO_TIME, dtype=np.int64)
+    for i, order in enumerate(scenario.orders):
+        servers = np.flatnonzero(world.rider_serves[:, world.order_shops[i]])
+        if not servers.size:
+            continue
+        fastest = int(max(world.rider_modes[servers], key=lambda m: world.speeds_mps[m]))
+        shop = scenario.shops[world.order_shops[i]]
+        out[i] = (int(start_s[i]) + scenario.travel.pickup_s
+                  + world.travel(shop.lat, shop.lon, order.lat, order.lon, fastest)
+                  + scenario.travel.handoff_s)
+    return out
+
+
+def write_outputs(result: SimulationResult, out_dir: str | Path) -> None:
+    """Write ``outcomes.csv``, ``trips.csv`` and ``kpis.json`` as DESIGN.md defines them."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scenario = result.scenario
+
+    def cell(value: int) -> str:
+        return "" if value == NO_TIME else str(int(value))
+
+    with (out / "outcomes.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(OUTCOME_COLUMNS)
+        for i, order in enumerate(scenario.orders):
+            delivered = result.statuses[i] == "delivered"
+            rider = int(result.order_riders[i])
+            writer.writerow([
+                order.id, order.shop, result.statuses[i],
+                scenario.riders[rider].id if delivered else "",
+                result.order_trips[i] if delivered else "",
+                order.placed_s, order.ready_s, order.promised_s,
+                cell(result.assigned_s[i]), cell(result.depart_s[i]), cell(result.delivered_s[i]),
+            ])
+    with (out / "trips.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(TRIP_COLUMNS)
+        for trip in result.trips:
+            writer.writerow([
+                trip.trip_id, scenario.riders[trip.rider].id, scenario.shops[trip.shop].id,
+                trip.assigned_s, trip.arrive_shop_s, trip.depart_s,
+                " ".join(scenario.orders[i].id for i in trip.orders),
+            ])
+    (out / "kpis.json").write_text(json.dumps(result.kpis, indent=2) + "\n", encoding="utf-8")
