@@ -171,7 +171,8 @@ def build_bundles(
         _PERMUTATIONS[limits.max_stops] = _permutation_table(limits.max_stops)
     permutations, permutation_starts = _PERMUTATIONS[limits.max_stops]
     raw = _enumerate_bundles(
-        order_shops, order_sizes, order_ready_s, order_distances_m, shop_max_capacity,
+        # the spread of ready times counts from now: orders ready long ago are ready now
+        order_shops, order_sizes, np.maximum(order_ready_s, now_s), order_distances_m, shop_max_capacity,
         limits.max_stops, limits.neighbours, limits.radius_m, limits.ready_spread_s,
     )
     orders = np.unique(raw, axis=0) if raw.shape[0] else raw

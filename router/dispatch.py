@@ -18,6 +18,7 @@ from router.assign import (
     RIDER_WEIGHT,
     Pairs,
     price_pairs,
+    shortlist_pairs,
     solve_choice,
 )
 from router.bundles import Bundles, BundleLimits, build_bundles
@@ -31,7 +32,10 @@ class QuarterhourPolicy:
 
     tick_s: int = 30
     limits: BundleLimits = field(default_factory=BundleLimits)
-    riders_per_bundle: int = 4
+    riders_per_bundle: int = 8  # cheapest riders priced per bundle
+    pairs_per_rider: int = 50  # the solver's shortlist: best pairs of each rider ...
+    pairs_per_order: int = 2  # ... and of each order
+    batch_guess: float = 2.0  # orders a rider carries per round, for the queue estimate
     seed: int = 0
     deterministic_limit: float = 0.5  # CP-SAT work units: the normal, reproducible stop
     time_limit_s: float = 0.4  # hard wall-clock cap; the greedy plan stands in if it hits
@@ -51,6 +55,7 @@ class QuarterhourPolicy:
             modes_used=geometry.modes_used, pickup_s=snapshot.pickup_s,
             handoff_s=snapshot.handoff_s, limits=self.limits,
         )
+        rider_weight = _rider_time_price(snapshot)
         pairs = price_pairs(
             bundles, rider_modes=snapshot.rider_modes,
             rider_capacities=snapshot.rider_capacities, rider_free_s=snapshot.rider_free_s,
@@ -58,9 +63,12 @@ class QuarterhourPolicy:
             shift_starts_s=snapshot.rider_shift_starts_s,
             shift_ends_s=snapshot.rider_shift_ends_s, order_placed_s=snapshot.order_placed_s,
             order_promised_s=snapshot.order_promised_s,
-            deferral_costs=_deferral_costs(snapshot, geometry), now_s=snapshot.now_s,
+            deferral_costs=_deferral_costs(snapshot, geometry, self.batch_guess, rider_weight), now_s=snapshot.now_s,
             pickup_s=snapshot.pickup_s, riders_per_bundle=self.riders_per_bundle,
+            rider_weight=rider_weight,
         )
+        pairs = shortlist_pairs(pairs, bundles, snapshot.n_orders, snapshot.n_riders,
+                                per_rider=self.pairs_per_rider, per_order=self.pairs_per_order)
         chosen, self.last_method = solve_choice(
             pairs, bundles, snapshot.n_orders, snapshot.n_riders, seed=self.seed,
             deterministic_limit=self.deterministic_limit, time_limit_s=self.time_limit_s,
@@ -86,13 +94,11 @@ class QuarterhourPolicy:
                 delivered_s=depart_s + bundles.offsets_s[b, mode, :k], committed=committed,
             )
             decision.trips.append(trip)
-            if committed:
-                continue
-            for order in trip.orders:
-                if leave_s >= horizon_s:
-                    decision.reasons[int(order)] = f"no rider free until {leave_s}"
-                else:
-                    decision.reasons[int(order)] = f"waiting to batch until {latest_leave_s}"
+            if not committed:
+                for order in trip.orders:
+                    decision.reasons[int(order)] = _held_reason(
+                        snapshot, trip, int(order), int(bundles.ready_s[b]), to_shop_s
+                    )
         planned = {int(o) for trip in decision.trips for o in trip.orders}
         for order in range(snapshot.n_orders):
             if order not in planned:
@@ -131,28 +137,61 @@ class _Geometry:
         self.shop_fastest_mode = snapshot.rider_modes[speed_by_rider.argmax(axis=0)]
 
 
-def _deferral_costs(snapshot: Snapshot, geometry: _Geometry) -> IntArray:
-    """What leaving each order out of this tick's trips costs: one more rider cycle of delay.
+def _deferral_costs(snapshot: Snapshot, geometry: _Geometry, batch_guess: float,
+                    rider_weight: int) -> IntArray:
+    """What leaving each order out of this tick's trips costs: its delivery some rounds later.
 
-    The estimate is the order's delivery by the earliest rider that can come back to its shop
-    after a round trip the length of this order's own: free time + two legs + stop times.
+    An order left out waits for a rider to come back to its shop after a round trip the
+    length of its own; when more urgent orders queue than the riders can carry in one round
+    (``batch_guess`` orders a trip), it waits that many rounds. This makes the model bundle
+    harder as the queue grows, and deliver alone when riders are plenty.
     """
     shops = snapshot.order_shops
     fastest = geometry.shop_fastest_mode[shops]
     one_way_s = geometry.shop_order_s[fastest, shops, np.arange(snapshot.n_orders)]
     serving = snapshot.rider_serves[:, shops]
-    free_s = np.where(serving, np.maximum(snapshot.rider_free_s, snapshot.now_s)[:, None],
-                      np.iinfo(np.int64).max // 4)
-    back_at_shop_s = free_s.min(axis=0, initial=np.iinfo(np.int64).max // 4)
+    at_shop_s = (np.maximum(snapshot.rider_free_s, snapshot.now_s)[:, None]
+                 + geometry.rider_shop_s[:, shops])
+    back_at_shop_s = np.where(serving, at_shop_s, np.iinfo(np.int64).max // 4).min(
+        axis=0, initial=np.iinfo(np.int64).max // 4)
     cycle_s = 2 * one_way_s + snapshot.pickup_s + snapshot.handoff_s
-    start_s = np.maximum(back_at_shop_s + cycle_s, snapshot.order_ready_s)
+    # orders at least as urgent as this one, against what the riders serving it carry a round
+    urgency = np.argsort(np.argsort(snapshot.order_promised_s, kind="stable"), kind="stable")
+    riders_serving = np.maximum(1, serving.sum(axis=0))
+    rounds = np.maximum(1.0, (urgency + 1) / (riders_serving * batch_guess))
+    start_s = np.maximum(back_at_shop_s + (rounds * cycle_s).astype(np.int64),
+                         snapshot.order_ready_s)
     deferred_s = start_s + snapshot.pickup_s + one_way_s + snapshot.handoff_s
     costs = (
         CLICK_TO_DOOR_WEIGHT * (deferred_s - snapshot.order_placed_s)
         + LATE_WEIGHT * np.maximum(0, deferred_s - snapshot.order_promised_s)
-        + RIDER_WEIGHT * cycle_s
+        + rider_weight * cycle_s
     )
     return np.where(serving.any(axis=0), costs, 0).astype(np.int64)
+
+
+def _rider_time_price(snapshot: Snapshot) -> int:
+    """The cost of one second of rider time: its own weight plus the queue it holds up.
+
+    When more orders wait than riders can take in one round, every second a rider spends
+    delays the orders queued behind it; its price is the click-to-door cost of that delay.
+    """
+    n_riders = max(1, int(snapshot.rider_serves.any(axis=1).sum()))
+    queued_per_rider = max(0, snapshot.n_orders - n_riders) / n_riders
+    return RIDER_WEIGHT + round(CLICK_TO_DOOR_WEIGHT * queued_per_rider)
+
+
+def _held_reason(snapshot: Snapshot, trip: PlannedTrip, order: int, bundle_ready_s: int,
+                 to_shop_s: int) -> str:
+    """Why an order planned on a tentative trip is not on its way yet."""
+    arrive_shop_s = trip.leave_s + to_shop_s
+    if trip.depart_s > max(arrive_shop_s, bundle_ready_s) + snapshot.pickup_s:
+        return f"rider's shift starts at {trip.depart_s}"
+    if trip.leave_s > snapshot.now_s and arrive_shop_s >= bundle_ready_s:
+        return f"no rider free until {trip.leave_s}"
+    if snapshot.order_ready_s[order] < bundle_ready_s:
+        return f"waiting to batch with an order ready at {bundle_ready_s}"
+    return f"not ready until {bundle_ready_s}"
 
 
 def _unplanned_reason(snapshot: Snapshot, geometry: _Geometry, order: int) -> str:
@@ -165,6 +204,8 @@ def _unplanned_reason(snapshot: Snapshot, geometry: _Geometry, order: int) -> st
     ends_s = snapshot.rider_shift_ends_s[serving]
     if ends_s.max() < snapshot.now_s:
         return "outside shifts"
+    if snapshot.order_ready_s[order] > snapshot.now_s:
+        return f"not ready until {snapshot.order_ready_s[order]}"
     next_free_s = int(np.maximum(snapshot.rider_free_s[serving], snapshot.now_s).min())
     if next_free_s > snapshot.now_s:
         return f"no rider free until {next_free_s}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,14 @@ def read_scenario(path: str | Path) -> Scenario:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ScenarioError(f"{path}: cannot read file ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not UTF-8 text") from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ScenarioError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
+    except ValueError as error:  # e.g. an integer literal too long to convert
+        raise ScenarioError(f"{path}: not usable JSON ({error})") from None
     return parse_scenario(document)
 
 
@@ -133,12 +137,12 @@ def scenario_document(scenario: Scenario) -> dict[str, Any]:
             "pickup_s": scenario.travel.pickup_s,
             "handoff_s": scenario.travel.handoff_s,
         },
-        "shops": [vars(shop) for shop in scenario.shops],
+        "shops": [asdict(shop) for shop in scenario.shops],
         "riders": [
-            {**vars(rider), "shops": list(rider.shops), "shifts": [list(s) for s in rider.shifts]}
+            {**asdict(rider), "shops": list(rider.shops), "shifts": [list(s) for s in rider.shifts]}
             for rider in scenario.riders
         ],
-        "orders": [vars(order) for order in scenario.orders],
+        "orders": [asdict(order) for order in scenario.orders],
     }
 
 
@@ -183,7 +187,7 @@ def _rider(value: Any, where: str, shop_by_id: dict[str, Shop]) -> Rider:
     if not isinstance(shop_ids, list) or not shop_ids:
         raise ScenarioError(f"{where}.shops: expected a non-empty list of shop ids")
     for j, shop_id in enumerate(shop_ids):
-        if shop_id not in shop_by_id:
+        if not isinstance(shop_id, str) or shop_id not in shop_by_id:
             raise ScenarioError(f"{where}.shops[{j}]: unknown shop {shop_id!r}")
     home = shop_by_id[shop_ids[0]]
     shifts_raw = _required(doc, "shifts", where)
@@ -256,17 +260,27 @@ def _string(value: Any, where: str) -> str:
 
 def _number(value: Any, where: str, low: float = -math.inf, high: float = math.inf) -> float:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not low <= value <= high:
-        raise ScenarioError(f"{where}: expected a number in [{low}, {high}], got {value!r}")
-    return float(value)
+    try:
+        number = float(value) if ok else math.nan
+    except OverflowError:
+        number = math.nan
+    if not math.isfinite(number) or not low <= number <= high:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise ScenarioError(f"{where}: expected a number in [{low}, {high}], got {shown}")
+    return number
 
 
-def _integer(value: Any, where: str, low: int | None = None) -> int:
+MAX_INTEGER = 10**12  # far beyond any day in seconds or any capacity, well inside int64
+
+
+def _integer(value: Any, where: str, low: int = -MAX_INTEGER) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or (low is not None and value < low):
-        bound = f" >= {low}" if low is not None else ""
-        raise ScenarioError(f"{where}: expected an integer{bound}, got {value!r}")
+    if (not isinstance(value, int) or isinstance(value, bool)
+            or not low <= value <= MAX_INTEGER):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise ScenarioError(f"{where}: expected an integer in [{low}, {MAX_INTEGER}], "
+                            f"got {shown}")
     return value
 
 

@@ -1,0 +1,1 @@
+"""Dispatch policies: each module holds one class implementing ``router.snapshot.Policy``."""

@@ -1,0 +1,346 @@
+"""Tests of router/dispatch.py: QuarterhourPolicy decisions obey the DESIGN rules."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from router.dispatch import QuarterhourPolicy, warm_up
+from router.snapshot import Decision, Snapshot, pad_shifts
+from tests import naive
+
+SHOPS = ((34.5965, 119.2215), (34.6010, 119.2290))
+NOW_S = 36_000
+TICK_S = 30
+SPEEDS_MPS = (1.3, 4.0, 5.0)
+PICKUP_S = 60
+HANDOFF_S = 90
+
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _make_snapshot(
+    *,
+    now_s: int,
+    shops: list[tuple[float, float]],
+    orders: list[dict[str, Any]],
+    riders: list[dict[str, Any]],
+) -> Snapshot:
+    """A Snapshot from plain records (the defaults of DESIGN.md for travel)."""
+    starts_s, ends_s = pad_shifts([tuple(r["shifts"]) for r in riders])
+    serves = np.zeros((len(riders), len(shops)), dtype=np.bool_)
+    for i, rider in enumerate(riders):
+        serves[i, list(rider["serves"])] = True
+
+    def floats(values: list[float]) -> np.ndarray:
+        return np.array(values, dtype=np.float64)
+
+    def ints(values: list[int]) -> np.ndarray:
+        return np.array(values, dtype=np.int64)
+
+    return Snapshot(
+        now_s=now_s,
+        detour=naive.DEFAULT_DETOUR,
+        speeds_mps=floats(list(SPEEDS_MPS)),
+        pickup_s=PICKUP_S,
+        handoff_s=HANDOFF_S,
+        shop_lats=floats([s[0] for s in shops]),
+        shop_lons=floats([s[1] for s in shops]),
+        order_keys=ints([100 + i for i in range(len(orders))]),
+        order_shops=ints([o["shop"] for o in orders]),
+        order_lats=floats([o["lat"] for o in orders]),
+        order_lons=floats([o["lon"] for o in orders]),
+        order_sizes=ints([o["size"] for o in orders]),
+        order_placed_s=ints([o["placed_s"] for o in orders]),
+        order_ready_s=ints([o["ready_s"] for o in orders]),
+        order_promised_s=ints([o["promised_s"] for o in orders]),
+        rider_keys=ints([200 + i for i in range(len(riders))]),
+        rider_modes=ints([r["mode"] for r in riders]),
+        rider_capacities=ints([r["capacity"] for r in riders]),
+        rider_lats=floats([r["lat"] for r in riders]),
+        rider_lons=floats([r["lon"] for r in riders]),
+        rider_free_s=ints([r["free_s"] for r in riders]),
+        rider_serves=serves,
+        rider_shift_starts_s=starts_s,
+        rider_shift_ends_s=ends_s,
+    )
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> Snapshot:
+    """Random small snapshots: 1-2 shops, 0-30 orders, 1-6 riders with modes, shifts, masks."""
+    n_shops = draw(st.integers(1, 2))
+    shops = list(SHOPS[:n_shops])
+    offset = st.floats(-0.005, 0.005, allow_nan=False)
+    orders = []
+    for _ in range(draw(st.integers(0, 30))):
+        shop = draw(st.integers(0, n_shops - 1))
+        placed_s = NOW_S - draw(st.integers(0, 1800))
+        ready_s = placed_s + draw(st.integers(0, 1200))
+        orders.append(
+            {
+                "shop": shop,
+                "lat": shops[shop][0] + draw(offset),
+                "lon": shops[shop][1] + draw(offset),
+                "size": draw(st.sampled_from((1, 1, 1, 2, 2, 3, 4, 7))),
+                "placed_s": placed_s,
+                "ready_s": ready_s,
+                "promised_s": placed_s + draw(st.integers(600, 2400)),
+            }
+        )
+    riders = []
+    for _ in range(draw(st.integers(1, 6))):
+        home = shops[draw(st.integers(0, n_shops - 1))]
+        shifts = []
+        clock_s = NOW_S - draw(st.integers(0, 3600))
+        for _ in range(draw(st.integers(1, 2))):
+            start_s = clock_s + draw(st.integers(0, 1800))
+            end_s = start_s + draw(st.integers(0, 7200))
+            shifts.append((start_s, end_s))
+            clock_s = end_s + draw(st.integers(0, 1800))
+        riders.append(
+            {
+                "mode": draw(st.integers(0, 2)),
+                "capacity": draw(st.integers(1, 6)),
+                "lat": home[0] + draw(offset),
+                "lon": home[1] + draw(offset),
+                "free_s": NOW_S + draw(st.integers(-600, 1200)),
+                "shifts": shifts,
+                "serves": draw(
+                    st.sets(
+                        st.integers(0, n_shops - 1),
+                        min_size=draw(st.sampled_from((0, 1, 1, 1))),
+                        max_size=n_shops,
+                    )
+                ),
+            }
+        )
+    return _make_snapshot(now_s=NOW_S, shops=shops, orders=orders, riders=riders)
+
+
+def _point(lats: np.ndarray, lons: np.ndarray, i: int) -> naive.Point:
+    return float(lats[i]), float(lons[i])
+
+
+def _shifts(snapshot: Snapshot, rider: int) -> list[tuple[int, int]]:
+    starts = snapshot.rider_shift_starts_s[rider]
+    ends = snapshot.rider_shift_ends_s[rider]
+    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True) if s >= 0]
+
+
+def _expected_times(
+    snapshot: Snapshot, rider: int, shop: int, orders: list[int]
+) -> dict[str, object] | None:
+    """The trip's times recomputed with the naive twins from the snapshot alone."""
+    speed = SPEEDS_MPS[int(snapshot.rider_modes[rider])]
+    detour = snapshot.detour
+    shop_point = _point(snapshot.shop_lats, snapshot.shop_lons, shop)
+    rider_point = _point(snapshot.rider_lats, snapshot.rider_lons, rider)
+    points = [shop_point] + [_point(snapshot.order_lats, snapshot.order_lons, o) for o in orders]
+    legs_s = [
+        naive.travel_s(naive.distance_m(a, b, detour), speed) for a, b in itertools.pairwise(points)
+    ]
+    return naive.trip_times_s(
+        now_s=snapshot.now_s,
+        free_s=int(snapshot.rider_free_s[rider]),
+        to_shop_s=naive.travel_s(naive.distance_m(rider_point, shop_point, detour), speed),
+        ready_s=[int(snapshot.order_ready_s[o]) for o in orders],
+        pickup_s=snapshot.pickup_s,
+        shifts=_shifts(snapshot, rider),
+        legs_s=legs_s,
+        handoff_s=snapshot.handoff_s,
+    )
+
+
+def _trip_tuples(decision: Decision) -> list[tuple[Any, ...]]:
+    return [
+        (
+            t.rider,
+            t.shop,
+            t.orders.tolist(),
+            t.leave_s,
+            t.arrive_shop_s,
+            t.depart_s,
+            t.delivered_s.tolist(),
+            t.committed,
+        )
+        for t in decision.trips
+    ]
+
+
+@SETTINGS
+@given(snapshots())
+def test_decision_obeys_the_rules(snapshot: Snapshot) -> None:
+    """Every planned trip is disjoint, feasible and timed exactly by the DESIGN rules."""
+    decision = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    seen_orders: set[int] = set()
+    seen_riders: set[int] = set()
+    committed_orders: set[int] = set()
+    for trip in decision.trips:
+        orders = [int(o) for o in trip.orders]
+        assert orders, "a trip carries at least one order"
+        assert not seen_orders & set(orders), "an order is in two trips"
+        assert len(set(orders)) == len(orders), "an order appears twice in one trip"
+        assert trip.rider not in seen_riders, "a rider has two trips"
+        seen_orders |= set(orders)
+        seen_riders.add(trip.rider)
+        assert {int(snapshot.order_shops[o]) for o in orders} == {trip.shop}
+        assert snapshot.rider_serves[trip.rider, trip.shop], "the rider does not serve the shop"
+        assert (
+            sum(int(snapshot.order_sizes[o]) for o in orders)
+            <= snapshot.rider_capacities[trip.rider]
+        )
+        expected = _expected_times(snapshot, trip.rider, trip.shop, orders)
+        assert expected is not None, "no shift admits this trip's departure"
+        assert trip.leave_s == expected["leave_s"]
+        assert trip.arrive_shop_s == expected["arrive_shop_s"]
+        assert trip.depart_s == expected["depart_s"]
+        assert trip.delivered_s.tolist() == expected["delivered_s"]
+        assert any(s <= trip.depart_s <= e for s, e in _shifts(snapshot, trip.rider))
+        if trip.committed:
+            assert snapshot.rider_free_s[trip.rider] < snapshot.now_s + TICK_S
+            committed_orders |= set(orders)
+    for order in range(snapshot.n_orders):
+        if order not in committed_orders:
+            assert decision.reasons.get(order), f"order {order} waits without a reason"
+
+
+@settings(SETTINGS, max_examples=15)
+@given(snapshots())
+def test_same_snapshot_same_decision(snapshot: Snapshot) -> None:
+    """Deciding twice on one snapshot gives the same trips and the same reasons."""
+    first = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    second = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    assert _trip_tuples(first) == _trip_tuples(second)
+    assert first.reasons == second.reasons
+
+
+def _one_shop_snapshot(orders: list[tuple[float, float, int]], mode: int) -> Snapshot:
+    """One shop, one rider of ``mode`` standing at it and free; orders as (lat, lon, ready_s)."""
+    shop = SHOPS[0]
+    return _make_snapshot(
+        now_s=NOW_S,
+        shops=[shop],
+        orders=[
+            {
+                "shop": 0,
+                "lat": lat,
+                "lon": lon,
+                "size": 1,
+                "placed_s": NOW_S - 60,
+                "ready_s": ready_s,
+                "promised_s": NOW_S + 1740,
+            }
+            for lat, lon, ready_s in orders
+        ],
+        riders=[
+            {
+                "mode": mode,
+                "capacity": 4,
+                "lat": shop[0],
+                "lon": shop[1],
+                "free_s": 0,
+                "shifts": [(0, 86_400)],
+                "serves": {0},
+            }
+        ],
+    )
+
+
+def test_ready_order_with_free_rider_is_committed_at_once() -> None:
+    """A ready order and a free rider at its shop give a committed trip leaving now."""
+    decision = QuarterhourPolicy(tick_s=TICK_S).decide(
+        _one_shop_snapshot([(34.6000, 119.2215, NOW_S)], mode=2)
+    )
+    assert [t.orders.tolist() for t in decision.trips] == [[0]]
+    trip = decision.trips[0]
+    assert trip.committed
+    assert trip.leave_s == NOW_S
+    assert trip.arrive_shop_s == NOW_S  # the rider stands at the shop
+    assert trip.depart_s == NOW_S + PICKUP_S
+    assert decision.reasons == {}
+
+
+def test_batch_not_ready_for_twenty_minutes_is_not_committed() -> None:
+    """Two nearby orders ready only in 20 minutes are held back with a reason about waiting."""
+    ready_s = NOW_S + 1200
+    snapshot = _one_shop_snapshot(
+        [(34.6035, 119.2215, ready_s), (34.6037, 119.2217, ready_s)], mode=0
+    )
+    decision = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    assert not any(t.committed for t in decision.trips)
+    for order in (0, 1):
+        assert "ready" in decision.reasons[order]
+
+
+def test_ready_order_does_not_wait_for_a_mate_twenty_minutes_away() -> None:
+    """A ready order is committed at once when its neighbour is not ready for 20 minutes."""
+    snapshot = _one_shop_snapshot(
+        [(34.6000, 119.2215, NOW_S), (34.6002, 119.2217, NOW_S + 1200)], mode=2
+    )
+    decision = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    committed = [t.orders.tolist() for t in decision.trips if t.committed]
+    assert committed == [[0]]
+    assert decision.reasons.get(1)
+
+
+def test_reason_of_an_order_not_ready_names_readiness() -> None:
+    """An order left unplanned because it is not ready yet says so in its reason."""
+    ready_s = NOW_S + 1200
+    snapshot = _one_shop_snapshot(
+        [(34.6000, 119.2215, ready_s), (34.6002, 119.2217, ready_s)], mode=2
+    )
+    decision = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    assert not decision.trips
+    for order in (0, 1):
+        reason = decision.reasons[order]
+        assert "ready" in reason or "waiting" in reason, reason
+
+
+def test_reason_of_a_trip_waiting_for_the_shift_does_not_claim_batching() -> None:
+    """A lone ready order held until its only rider's shift starts is not said to wait to batch."""
+    shop = SHOPS[0]
+    snapshot = _make_snapshot(
+        now_s=NOW_S,
+        shops=[shop],
+        orders=[
+            {
+                "shop": 0,
+                "lat": 34.6035,
+                "lon": 119.2215,
+                "size": 1,
+                "placed_s": NOW_S - 60,
+                "ready_s": NOW_S,
+                "promised_s": NOW_S + 1740,
+            }
+        ],
+        riders=[
+            {
+                "mode": 0,
+                "capacity": 4,
+                "lat": shop[0],
+                "lon": shop[1],
+                "free_s": 0,
+                "shifts": [(NOW_S + 1200, NOW_S + 7200)],
+                "serves": {0},
+            }
+        ],
+    )
+    decision = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    assert [t.committed for t in decision.trips] == [False]
+    assert "batch" not in decision.reasons[0], decision.reasons[0]
+
+
+def test_warm_up_runs() -> None:
+    """warm_up() compiles or loads every kernel of a tick without error."""
+    warm_up()
