@@ -34,8 +34,9 @@ COLUMNS = (
 )
 
 
-def run_one(preset: str, seed: int, policy_name: str, tick_s: int,
-            vrp_time_limit_s: float) -> dict[str, Any]:
+def run_one(
+    preset: str, seed: int, policy_name: str, tick_s: int, vrp_time_limit_s: float
+) -> dict[str, Any]:
     """One simulated day; returns its KPIs and wall time."""
     from router.cli import make_policy
     from router.dispatch import warm_up
@@ -50,8 +51,13 @@ def run_one(preset: str, seed: int, policy_name: str, tick_s: int,
     result = simulate(scenario, policy, tick_s=tick_s)
     wall_s = time.perf_counter() - started
     write_outputs(result, RESULTS / "runs" / f"{preset}-seed{seed}-{policy_name}")
-    return {"preset": preset, "seed": seed, "policy": policy_name, "wall_s": wall_s,
-            "kpis": result.kpis}
+    return {
+        "preset": preset,
+        "seed": seed,
+        "policy": policy_name,
+        "wall_s": wall_s,
+        "kpis": result.kpis,
+    }
 
 
 def _mean(rows: list[dict[str, Any]], getter: Any) -> float:
@@ -60,9 +66,12 @@ def _mean(rows: list[dict[str, Any]], getter: Any) -> float:
 
 def render(rows: list[dict[str, Any]], vrp_time_limit_s: float, tick_s: int) -> str:
     """Markdown tables, one per preset, means over the seeds each policy ran."""
-    lines = [f"Ticks every {tick_s} s; ortools-vrp per-tick limit {vrp_time_limit_s:g} s. "
-             "Means over seeds; 'tick ratio' is our tick p50 over ortools-vrp's on the same "
-             "seeds.", ""]
+    lines = [
+        f"Ticks every {tick_s} s; ortools-vrp per-tick limit {vrp_time_limit_s:g} s. "
+        "Means over seeds; 'tick ratio' is our tick p50 over ortools-vrp's on the same "
+        "seeds.",
+        "",
+    ]
     for preset in PRESETS:
         mine = [r for r in rows if r["preset"] == preset]
         if not mine:
@@ -83,7 +92,8 @@ def render(rows: list[dict[str, Any]], vrp_time_limit_s: float, tick_s: int) -> 
         ours = [r for r in mine if r["policy"] == "quarterhour" and r["seed"] in vrp]
         if ours:
             ratio = sum(r["kpis"]["tick_ms"]["p50"] for r in ours) / sum(
-                vrp[r["seed"]]["kpis"]["tick_ms"]["p50"] for r in ours)
+                vrp[r["seed"]]["kpis"]["tick_ms"]["p50"] for r in ours
+            )
             lines.append("")
             lines.append(f"tick ratio quarterhour / ortools-vrp (p50): {ratio:.3f}")
         lines.append("")
@@ -97,39 +107,50 @@ def main() -> None:
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
     parser.add_argument("--tick-s", type=int, default=30)
     parser.add_argument("--vrp-time-limit-s", type=float, default=1.0)
-    parser.add_argument("--vrp-seeds", default="corner-store:1,2,3;circle:1;dark-store:1",
-                        help="preset:seeds;... on which ortools-vrp runs")
+    parser.add_argument(
+        "--vrp-seeds",
+        default="corner-store:1,2,3;circle:1;dark-store:1",
+        help="preset:seeds;... on which ortools-vrp runs",
+    )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     vrp_seeds = {
         part.split(":")[0]: {int(s) for s in part.split(":")[1].split(",") if s}
-        for part in args.vrp_seeds.split(";") if part
+        for part in args.vrp_seeds.split(";")
+        if part
     }
     jobs = [
         (preset, seed, policy)
-        for preset in args.presets for seed in args.seeds for policy in args.policies
+        for preset in args.presets
+        for seed in args.seeds
+        for policy in args.policies
         if policy != "ortools-vrp" or seed in vrp_seeds.get(preset, set())
     ]
     # the slowest runs first, so the two workers finish together
     jobs.sort(key=lambda job: (job[2] != "ortools-vrp", job[0] != "dark-store"))
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(run_one, *job, args.tick_s, args.vrp_time_limit_s)
-                   for job in jobs]
+        futures = [pool.submit(run_one, *job, args.tick_s, args.vrp_time_limit_s) for job in jobs]
         rows = [future.result() for future in futures]
     table = render(rows, args.vrp_time_limit_s, args.tick_s)
     print(table)
     print(f"total wall time {time.perf_counter() - started:.0f} s")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "simulation.md").write_text(table + "\n", encoding="utf-8")
-    (RESULTS / "simulation.json").write_text(json.dumps(rows, indent=1) + "\n",
-                                             encoding="utf-8")
+    (RESULTS / "simulation.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     with (RESULTS / "simulation.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["preset", "seed", "policy", "wall_s", *(c[0] for c in COLUMNS)])
         for row in rows:
-            writer.writerow([row["preset"], row["seed"], row["policy"], f"{row['wall_s']:.1f}",
-                             *(fmt.format(get(row["kpis"])) for _, get, fmt in COLUMNS)])
+            writer.writerow(
+                [
+                    row["preset"],
+                    row["seed"],
+                    row["policy"],
+                    f"{row['wall_s']:.1f}",
+                    *(fmt.format(get(row["kpis"])) for _, get, fmt in COLUMNS),
+                ]
+            )
 
 
 if __name__ == "__main__":

@@ -39,19 +39,32 @@ class Pairs:
 
 @kernel
 def _order_cost(delivered_s: int, placed_s: int, promised_s: int) -> int:
-    return (CLICK_TO_DOOR_WEIGHT * (delivered_s - placed_s)
-            + LATE_WEIGHT * max(0, delivered_s - promised_s))
+    return CLICK_TO_DOOR_WEIGHT * (delivered_s - placed_s) + LATE_WEIGHT * max(
+        0, delivered_s - promised_s
+    )
 
 
 @kernel
 def _price_pairs(
-    bundle_shops: IntArray, bundle_sizes: IntArray, bundle_ready_s: IntArray,
-    n_stops: IntArray, sequences: IntArray, offsets_s: IntArray,
-    rider_modes: IntArray, rider_capacities: IntArray, rider_free_s: IntArray,
-    rider_serves: BoolArray, rider_shop_s: IntArray,
-    shift_starts_s: IntArray, shift_ends_s: IntArray,
-    order_placed_s: IntArray, order_promised_s: IntArray,
-    now_s: int, pickup_s: int, riders_per_bundle: int, rider_weight: int,
+    bundle_shops: IntArray,
+    bundle_sizes: IntArray,
+    bundle_ready_s: IntArray,
+    n_stops: IntArray,
+    sequences: IntArray,
+    offsets_s: IntArray,
+    rider_modes: IntArray,
+    rider_capacities: IntArray,
+    rider_free_s: IntArray,
+    rider_serves: BoolArray,
+    rider_shop_s: IntArray,
+    shift_starts_s: IntArray,
+    shift_ends_s: IntArray,
+    order_placed_s: IntArray,
+    order_promised_s: IntArray,
+    now_s: int,
+    pickup_s: int,
+    riders_per_bundle: int,
+    rider_weight: int,
 ) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
     n_bundles = bundle_shops.shape[0]
     n_riders = rider_modes.shape[0]
@@ -77,8 +90,9 @@ def _price_pairs(
             cost = 0
             for step in range(n_stops[b]):
                 order = sequences[b, m, step]
-                cost += _order_cost(depart_s + offsets_s[b, m, step], order_placed_s[order],
-                                    order_promised_s[order])
+                cost += _order_cost(
+                    depart_s + offsets_s[b, m, step], order_placed_s[order], order_promised_s[order]
+                )
             cost += rider_weight * (depart_s + offsets_s[b, m, n_stops[b] - 1] - leave_s)
             # keep the cheapest riders of this bundle (insertion into a short sorted row)
             slot = width
@@ -101,34 +115,72 @@ def _price_pairs(
 
 
 def price_pairs(
-    bundles: Bundles, *, rider_modes: IntArray, rider_capacities: IntArray,
-    rider_free_s: IntArray, rider_serves: BoolArray, rider_shop_s: IntArray,
-    shift_starts_s: IntArray, shift_ends_s: IntArray, order_placed_s: IntArray,
-    order_promised_s: IntArray, deferral_costs: IntArray, now_s: int, pickup_s: int,
-    riders_per_bundle: int, rider_weight: int = RIDER_WEIGHT,
+    bundles: Bundles,
+    *,
+    rider_modes: IntArray,
+    rider_capacities: IntArray,
+    rider_free_s: IntArray,
+    rider_serves: BoolArray,
+    rider_shop_s: IntArray,
+    shift_starts_s: IntArray,
+    shift_ends_s: IntArray,
+    order_placed_s: IntArray,
+    order_promised_s: IntArray,
+    deferral_costs: IntArray,
+    now_s: int,
+    pickup_s: int,
+    riders_per_bundle: int,
+    rider_weight: int = RIDER_WEIGHT,
 ) -> Pairs:
     """Feasible (bundle, rider) pairs worth more than deferring their orders, with times.
 
     ``rider_weight`` prices one second of the rider's time (travel, waiting, stops).
     """
     riders, costs, leave_s, arrive_s, depart_s = _price_pairs(
-        bundles.shops, bundles.sizes, bundles.ready_s, bundles.n_stops, bundles.sequences,
-        bundles.offsets_s, rider_modes, rider_capacities, rider_free_s, rider_serves,
-        rider_shop_s, shift_starts_s, shift_ends_s, order_placed_s, order_promised_s,
-        now_s, pickup_s, riders_per_bundle, rider_weight,
+        bundles.shops,
+        bundles.sizes,
+        bundles.ready_s,
+        bundles.n_stops,
+        bundles.sequences,
+        bundles.offsets_s,
+        rider_modes,
+        rider_capacities,
+        rider_free_s,
+        rider_serves,
+        rider_shop_s,
+        shift_starts_s,
+        shift_ends_s,
+        order_placed_s,
+        order_promised_s,
+        now_s,
+        pickup_s,
+        riders_per_bundle,
+        rider_weight,
     )
     present = bundles.orders >= 0
     deferral = np.where(present, deferral_costs[np.where(present, bundles.orders, 0)], 0)
     net = costs - deferral.sum(axis=1, keepdims=True)
     keep = (riders >= 0) & (net < 0)
     bundle_index = np.broadcast_to(np.arange(bundles.n_bundles)[:, None], riders.shape)
-    return Pairs(bundle_index[keep].astype(np.int64), riders[keep], leave_s[keep],
-                 arrive_s[keep], depart_s[keep], net[keep])
+    return Pairs(
+        bundle_index[keep].astype(np.int64),
+        riders[keep],
+        leave_s[keep],
+        arrive_s[keep],
+        depart_s[keep],
+        net[keep],
+    )
 
 
 @kernel
-def _greedy(ranked: IntArray, pair_bundles: IntArray, pair_riders: IntArray,
-            bundle_orders: IntArray, n_orders: int, n_riders: int) -> IntArray:
+def _greedy(
+    ranked: IntArray,
+    pair_bundles: IntArray,
+    pair_riders: IntArray,
+    bundle_orders: IntArray,
+    n_orders: int,
+    n_riders: int,
+) -> IntArray:
     order_used = np.zeros(n_orders, dtype=np.bool_)
     rider_used = np.zeros(n_riders, dtype=np.bool_)
     chosen = np.empty(ranked.shape[0], dtype=np.int64)
@@ -153,9 +205,16 @@ def _greedy(ranked: IntArray, pair_bundles: IntArray, pair_riders: IntArray,
 
 
 @kernel
-def _shortlist(ranked: IntArray, pair_bundles: IntArray, pair_riders: IntArray,
-               bundle_orders: IntArray, n_orders: int, n_riders: int, per_rider: int,
-               per_order: int) -> BoolArray:
+def _shortlist(
+    ranked: IntArray,
+    pair_bundles: IntArray,
+    pair_riders: IntArray,
+    bundle_orders: IntArray,
+    n_orders: int,
+    n_riders: int,
+    per_rider: int,
+    per_order: int,
+) -> BoolArray:
     keep = np.zeros(ranked.shape[0], dtype=np.bool_)
     rider_count = np.zeros(n_riders, dtype=np.int64)
     order_count = np.zeros(n_orders, dtype=np.int64)
@@ -180,24 +239,45 @@ def greedy_choice(pairs: Pairs, bundles: Bundles, n_orders: int, n_riders: int) 
     return _greedy(ranked, pairs.bundles, pairs.riders, bundles.orders, n_orders, n_riders)
 
 
-def shortlist_pairs(pairs: Pairs, bundles: Bundles, n_orders: int, n_riders: int, *,
-                    per_rider: int, per_order: int) -> Pairs:
+def shortlist_pairs(
+    pairs: Pairs, bundles: Bundles, n_orders: int, n_riders: int, *, per_rider: int, per_order: int
+) -> Pairs:
     """The best pairs of each rider and of each order, plus the greedy plan's pairs.
 
     The solver then works on a model of a few hundred variables, which it solves to
     optimality in milliseconds, instead of timing out on thousands.
     """
     ranked = np.argsort(pairs.costs, kind="stable").astype(np.int64)
-    keep = _shortlist(ranked, pairs.bundles, pairs.riders, bundles.orders, n_orders, n_riders,
-                      per_rider, per_order)
+    keep = _shortlist(
+        ranked,
+        pairs.bundles,
+        pairs.riders,
+        bundles.orders,
+        n_orders,
+        n_riders,
+        per_rider,
+        per_order,
+    )
     keep[_greedy(ranked, pairs.bundles, pairs.riders, bundles.orders, n_orders, n_riders)] = True
-    return Pairs(pairs.bundles[keep], pairs.riders[keep], pairs.leave_s[keep],
-                 pairs.arrive_shop_s[keep], pairs.depart_s[keep], pairs.costs[keep])
+    return Pairs(
+        pairs.bundles[keep],
+        pairs.riders[keep],
+        pairs.leave_s[keep],
+        pairs.arrive_shop_s[keep],
+        pairs.depart_s[keep],
+        pairs.costs[keep],
+    )
 
 
 def solve_choice(
-    pairs: Pairs, bundles: Bundles, n_orders: int, n_riders: int, *, seed: int,
-    deterministic_limit: float, time_limit_s: float,
+    pairs: Pairs,
+    bundles: Bundles,
+    n_orders: int,
+    n_riders: int,
+    *,
+    seed: int,
+    deterministic_limit: float,
+    time_limit_s: float,
 ) -> tuple[IntArray, str]:
     """The chosen pairs and how they were found (``cp-sat``, ``cp-sat-feasible``, ``greedy``)."""
     greedy = greedy_choice(pairs, bundles, n_orders, n_riders)

@@ -45,9 +45,15 @@ class Bundles:
 
 @kernel
 def _enumerate_bundles(
-    order_shops: IntArray, order_sizes: IntArray, order_ready_s: IntArray,
-    order_distances_m: FloatArray, shop_max_capacity: IntArray,
-    max_stops: int, neighbours: int, radius_m: float, ready_spread_s: int,
+    order_shops: IntArray,
+    order_sizes: IntArray,
+    order_ready_s: IntArray,
+    order_distances_m: FloatArray,
+    shop_max_capacity: IntArray,
+    max_stops: int,
+    neighbours: int,
+    radius_m: float,
+    ready_spread_s: int,
 ) -> IntArray:
     n_orders = order_shops.shape[0]
     width = max_stops
@@ -103,11 +109,19 @@ def _enumerate_bundles(
 
 @kernel
 def _sequence_bundles(
-    bundle_orders: IntArray, n_stops: IntArray, bundle_ready_s: IntArray,
-    shop_order_s: IntArray, order_order_s: IntArray, bundle_shops: IntArray,
-    order_placed_s: IntArray, order_promised_s: IntArray,
-    permutations: IntArray, permutation_starts: IntArray,
-    now_s: int, pickup_s: int, handoff_s: int,
+    bundle_orders: IntArray,
+    n_stops: IntArray,
+    bundle_ready_s: IntArray,
+    shop_order_s: IntArray,
+    order_order_s: IntArray,
+    bundle_shops: IntArray,
+    order_placed_s: IntArray,
+    order_promised_s: IntArray,
+    permutations: IntArray,
+    permutation_starts: IntArray,
+    now_s: int,
+    pickup_s: int,
+    handoff_s: int,
 ) -> tuple[IntArray, IntArray]:
     n_bundles, width = bundle_orders.shape
     n_modes = shop_order_s.shape[0]
@@ -157,10 +171,21 @@ _PERMUTATIONS: dict[int, tuple[IntArray, IntArray]] = {}
 
 
 def build_bundles(
-    *, now_s: int, order_shops: IntArray, order_sizes: IntArray, order_ready_s: IntArray,
-    order_placed_s: IntArray, order_promised_s: IntArray, order_distances_m: FloatArray,
-    shop_order_s: IntArray, order_order_s: IntArray, shop_max_capacity: IntArray,
-    modes_used: BoolArray, pickup_s: int, handoff_s: int, limits: BundleLimits,
+    *,
+    now_s: int,
+    order_shops: IntArray,
+    order_sizes: IntArray,
+    order_ready_s: IntArray,
+    order_placed_s: IntArray,
+    order_promised_s: IntArray,
+    order_distances_m: FloatArray,
+    shop_order_s: IntArray,
+    order_order_s: IntArray,
+    shop_max_capacity: IntArray,
+    modes_used: BoolArray,
+    pickup_s: int,
+    handoff_s: int,
+    limits: BundleLimits,
 ) -> Bundles:
     """Candidate bundles of the pending orders with their best sequence per mode.
 
@@ -172,8 +197,15 @@ def build_bundles(
     permutations, permutation_starts = _PERMUTATIONS[limits.max_stops]
     raw = _enumerate_bundles(
         # the spread of ready times counts from now: orders ready long ago are ready now
-        order_shops, order_sizes, np.maximum(order_ready_s, now_s), order_distances_m, shop_max_capacity,
-        limits.max_stops, limits.neighbours, limits.radius_m, limits.ready_spread_s,
+        order_shops,
+        order_sizes,
+        np.maximum(order_ready_s, now_s),
+        order_distances_m,
+        shop_max_capacity,
+        limits.max_stops,
+        limits.neighbours,
+        limits.radius_m,
+        limits.ready_spread_s,
     )
     orders = np.unique(raw, axis=0) if raw.shape[0] else raw
     n_stops = (orders >= 0).sum(axis=1).astype(np.int64)
@@ -181,14 +213,26 @@ def build_bundles(
     present = orders >= 0
     shops = order_shops[safe[:, 0]] if orders.shape[0] else np.zeros(0, np.int64)
     sizes = np.where(present, order_sizes[safe], 0).sum(axis=1).astype(np.int64)
-    ready_s = np.where(present, order_ready_s[safe], np.iinfo(np.int64).min).max(
-        axis=1, initial=np.iinfo(np.int64).min
-    ).astype(np.int64)
+    ready_s = (
+        np.where(present, order_ready_s[safe], np.iinfo(np.int64).min)
+        .max(axis=1, initial=np.iinfo(np.int64).min)
+        .astype(np.int64)
+    )
     used = np.flatnonzero(modes_used)
     sequences, offsets_s = _sequence_bundles(
-        orders, n_stops, ready_s, np.ascontiguousarray(shop_order_s[used]),
-        np.ascontiguousarray(order_order_s[used]), shops, order_placed_s, order_promised_s,
-        permutations, permutation_starts, now_s, pickup_s, handoff_s,
+        orders,
+        n_stops,
+        ready_s,
+        np.ascontiguousarray(shop_order_s[used]),
+        np.ascontiguousarray(order_order_s[used]),
+        shops,
+        order_placed_s,
+        order_promised_s,
+        permutations,
+        permutation_starts,
+        now_s,
+        pickup_s,
+        handoff_s,
     )
     n_modes = shop_order_s.shape[0]
     full_sequences = np.full((orders.shape[0], n_modes, limits.max_stops), -1, np.int64)

@@ -61,8 +61,10 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-    print(f"{args.preset} seed {args.seed}: {len(document['orders'])} orders, "
-          f"{len(document['riders'])} riders, {len(document['shops'])} shops -> {out}")
+    print(
+        f"{args.preset} seed {args.seed}: {len(document['orders'])} orders, "
+        f"{len(document['riders'])} riders, {len(document['shops'])} shops -> {out}"
+    )
     return 0
 
 
@@ -74,8 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--policy", choices=POLICIES, default="quarterhour")
     sim.add_argument("--out", required=True, help="output folder")
     sim.add_argument("--tick-s", type=_positive_int, default=30, help="seconds between ticks")
-    sim.add_argument("--vrp-time-limit-s", type=float, default=1.0,
-                     help="per-tick limit of the ortools-vrp baseline")
+    sim.add_argument(
+        "--vrp-time-limit-s",
+        type=float,
+        default=1.0,
+        help="per-tick limit of the ortools-vrp baseline",
+    )
     sim.set_defaults(handler=_simulate)
     gen = commands.add_parser("gen", help="generate a scenario from a preset")
     gen.add_argument("--preset", choices=("corner-store", "dark-store", "circle"), required=True)
@@ -103,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quarterhour: {args.command}: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(f"quarterhour: {args.command}: {error.filename or ''}: {error.strerror}",
-              file=sys.stderr)
+        print(
+            f"quarterhour: {args.command}: {error.filename or ''}: {error.strerror}",
+            file=sys.stderr,
+        )
         return 2
 
 

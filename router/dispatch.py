@@ -21,7 +21,7 @@ from router.assign import (
     shortlist_pairs,
     solve_choice,
 )
-from router.bundles import Bundles, BundleLimits, build_bundles
+from router.bundles import BundleLimits, Bundles, build_bundles
 from router.snapshot import Decision, IntArray, PlannedTrip, Snapshot
 from router.travel import distance_matrix_m, travel_s_matrices
 
@@ -47,36 +47,66 @@ class QuarterhourPolicy:
             return Decision(reasons=dict.fromkeys(range(snapshot.n_orders), "no rider on shift"))
         geometry = _Geometry(snapshot)
         bundles = build_bundles(
-            now_s=snapshot.now_s, order_shops=snapshot.order_shops,
-            order_sizes=snapshot.order_sizes, order_ready_s=snapshot.order_ready_s,
-            order_placed_s=snapshot.order_placed_s, order_promised_s=snapshot.order_promised_s,
-            order_distances_m=geometry.order_order_m, shop_order_s=geometry.shop_order_s,
-            order_order_s=geometry.order_order_s, shop_max_capacity=geometry.shop_max_capacity,
-            modes_used=geometry.modes_used, pickup_s=snapshot.pickup_s,
-            handoff_s=snapshot.handoff_s, limits=self.limits,
+            now_s=snapshot.now_s,
+            order_shops=snapshot.order_shops,
+            order_sizes=snapshot.order_sizes,
+            order_ready_s=snapshot.order_ready_s,
+            order_placed_s=snapshot.order_placed_s,
+            order_promised_s=snapshot.order_promised_s,
+            order_distances_m=geometry.order_order_m,
+            shop_order_s=geometry.shop_order_s,
+            order_order_s=geometry.order_order_s,
+            shop_max_capacity=geometry.shop_max_capacity,
+            modes_used=geometry.modes_used,
+            pickup_s=snapshot.pickup_s,
+            handoff_s=snapshot.handoff_s,
+            limits=self.limits,
         )
         rider_weight = _rider_time_price(snapshot)
         pairs = price_pairs(
-            bundles, rider_modes=snapshot.rider_modes,
-            rider_capacities=snapshot.rider_capacities, rider_free_s=snapshot.rider_free_s,
-            rider_serves=snapshot.rider_serves, rider_shop_s=geometry.rider_shop_s,
+            bundles,
+            rider_modes=snapshot.rider_modes,
+            rider_capacities=snapshot.rider_capacities,
+            rider_free_s=snapshot.rider_free_s,
+            rider_serves=snapshot.rider_serves,
+            rider_shop_s=geometry.rider_shop_s,
             shift_starts_s=snapshot.rider_shift_starts_s,
-            shift_ends_s=snapshot.rider_shift_ends_s, order_placed_s=snapshot.order_placed_s,
+            shift_ends_s=snapshot.rider_shift_ends_s,
+            order_placed_s=snapshot.order_placed_s,
             order_promised_s=snapshot.order_promised_s,
-            deferral_costs=_deferral_costs(snapshot, geometry, self.batch_guess, rider_weight), now_s=snapshot.now_s,
-            pickup_s=snapshot.pickup_s, riders_per_bundle=self.riders_per_bundle,
+            deferral_costs=_deferral_costs(snapshot, geometry, self.batch_guess, rider_weight),
+            now_s=snapshot.now_s,
+            pickup_s=snapshot.pickup_s,
+            riders_per_bundle=self.riders_per_bundle,
             rider_weight=rider_weight,
         )
-        pairs = shortlist_pairs(pairs, bundles, snapshot.n_orders, snapshot.n_riders,
-                                per_rider=self.pairs_per_rider, per_order=self.pairs_per_order)
+        pairs = shortlist_pairs(
+            pairs,
+            bundles,
+            snapshot.n_orders,
+            snapshot.n_riders,
+            per_rider=self.pairs_per_rider,
+            per_order=self.pairs_per_order,
+        )
         chosen, self.last_method = solve_choice(
-            pairs, bundles, snapshot.n_orders, snapshot.n_riders, seed=self.seed,
-            deterministic_limit=self.deterministic_limit, time_limit_s=self.time_limit_s,
+            pairs,
+            bundles,
+            snapshot.n_orders,
+            snapshot.n_riders,
+            seed=self.seed,
+            deterministic_limit=self.deterministic_limit,
+            time_limit_s=self.time_limit_s,
         )
         return self._decision(snapshot, geometry, bundles, pairs, chosen)
 
-    def _decision(self, snapshot: Snapshot, geometry: _Geometry, bundles: Bundles,
-                  pairs: Pairs, chosen: IntArray) -> Decision:
+    def _decision(
+        self,
+        snapshot: Snapshot,
+        geometry: _Geometry,
+        bundles: Bundles,
+        pairs: Pairs,
+        chosen: IntArray,
+    ) -> Decision:
         decision = Decision()
         horizon_s = snapshot.now_s + self.tick_s
         for p in chosen:
@@ -89,9 +119,14 @@ class QuarterhourPolicy:
             leave_s = int(pairs.leave_s[p])
             committed = leave_s < horizon_s and latest_leave_s < horizon_s
             trip = PlannedTrip(
-                rider=r, shop=int(bundles.shops[b]), orders=bundles.sequences[b, mode, :k].copy(),
-                leave_s=leave_s, arrive_shop_s=int(pairs.arrive_shop_s[p]), depart_s=depart_s,
-                delivered_s=depart_s + bundles.offsets_s[b, mode, :k], committed=committed,
+                rider=r,
+                shop=int(bundles.shops[b]),
+                orders=bundles.sequences[b, mode, :k].copy(),
+                leave_s=leave_s,
+                arrive_shop_s=int(pairs.arrive_shop_s[p]),
+                depart_s=depart_s,
+                delivered_s=depart_s + bundles.offsets_s[b, mode, :k],
+                committed=committed,
             )
             decision.trips.append(trip)
             if not committed:
@@ -112,15 +147,24 @@ class _Geometry:
     def __init__(self, snapshot: Snapshot) -> None:
         speeds = snapshot.speeds_mps
         self.order_order_m = distance_matrix_m(
-            snapshot.order_lats, snapshot.order_lons, snapshot.order_lats, snapshot.order_lons,
+            snapshot.order_lats,
+            snapshot.order_lons,
+            snapshot.order_lats,
+            snapshot.order_lons,
             snapshot.detour,
         )
         shop_order_m = distance_matrix_m(
-            snapshot.shop_lats, snapshot.shop_lons, snapshot.order_lats, snapshot.order_lons,
+            snapshot.shop_lats,
+            snapshot.shop_lons,
+            snapshot.order_lats,
+            snapshot.order_lons,
             snapshot.detour,
         )
         rider_shop_m = distance_matrix_m(
-            snapshot.rider_lats, snapshot.rider_lons, snapshot.shop_lats, snapshot.shop_lons,
+            snapshot.rider_lats,
+            snapshot.rider_lons,
+            snapshot.shop_lats,
+            snapshot.shop_lons,
             snapshot.detour,
         )
         self.modes_used = np.zeros(speeds.shape[0], dtype=np.bool_)
@@ -132,13 +176,13 @@ class _Geometry:
         capacities = np.where(snapshot.rider_serves, snapshot.rider_capacities[:, None], 0)
         self.shop_max_capacity = capacities.max(axis=0).astype(np.int64)
         # the fastest mode serving each shop (by speed), for the cycle estimate
-        speed_by_rider = np.where(snapshot.rider_serves, speeds[snapshot.rider_modes][:, None],
-                                  0.0)
+        speed_by_rider = np.where(snapshot.rider_serves, speeds[snapshot.rider_modes][:, None], 0.0)
         self.shop_fastest_mode = snapshot.rider_modes[speed_by_rider.argmax(axis=0)]
 
 
-def _deferral_costs(snapshot: Snapshot, geometry: _Geometry, batch_guess: float,
-                    rider_weight: int) -> IntArray:
+def _deferral_costs(
+    snapshot: Snapshot, geometry: _Geometry, batch_guess: float, rider_weight: int
+) -> IntArray:
     """What leaving each order out of this tick's trips costs: its delivery some rounds later.
 
     An order left out waits for a rider to come back to its shop after a round trip the
@@ -150,17 +194,20 @@ def _deferral_costs(snapshot: Snapshot, geometry: _Geometry, batch_guess: float,
     fastest = geometry.shop_fastest_mode[shops]
     one_way_s = geometry.shop_order_s[fastest, shops, np.arange(snapshot.n_orders)]
     serving = snapshot.rider_serves[:, shops]
-    at_shop_s = (np.maximum(snapshot.rider_free_s, snapshot.now_s)[:, None]
-                 + geometry.rider_shop_s[:, shops])
+    at_shop_s = (
+        np.maximum(snapshot.rider_free_s, snapshot.now_s)[:, None] + geometry.rider_shop_s[:, shops]
+    )
     back_at_shop_s = np.where(serving, at_shop_s, np.iinfo(np.int64).max // 4).min(
-        axis=0, initial=np.iinfo(np.int64).max // 4)
+        axis=0, initial=np.iinfo(np.int64).max // 4
+    )
     cycle_s = 2 * one_way_s + snapshot.pickup_s + snapshot.handoff_s
     # orders at least as urgent as this one, against what the riders serving it carry a round
     urgency = np.argsort(np.argsort(snapshot.order_promised_s, kind="stable"), kind="stable")
     riders_serving = np.maximum(1, serving.sum(axis=0))
     rounds = np.maximum(1.0, (urgency + 1) / (riders_serving * batch_guess))
-    start_s = np.maximum(back_at_shop_s + (rounds * cycle_s).astype(np.int64),
-                         snapshot.order_ready_s)
+    start_s = np.maximum(
+        back_at_shop_s + (rounds * cycle_s).astype(np.int64), snapshot.order_ready_s
+    )
     deferred_s = start_s + snapshot.pickup_s + one_way_s + snapshot.handoff_s
     costs = (
         CLICK_TO_DOOR_WEIGHT * (deferred_s - snapshot.order_placed_s)
@@ -181,8 +228,9 @@ def _rider_time_price(snapshot: Snapshot) -> int:
     return RIDER_WEIGHT + round(CLICK_TO_DOOR_WEIGHT * queued_per_rider)
 
 
-def _held_reason(snapshot: Snapshot, trip: PlannedTrip, order: int, bundle_ready_s: int,
-                 to_shop_s: int) -> str:
+def _held_reason(
+    snapshot: Snapshot, trip: PlannedTrip, order: int, bundle_ready_s: int, to_shop_s: int
+) -> str:
     """Why an order planned on a tentative trip is not on its way yet."""
     arrive_shop_s = trip.leave_s + to_shop_s
     if trip.depart_s > max(arrive_shop_s, bundle_ready_s) + snapshot.pickup_s:
@@ -218,16 +266,29 @@ def warm_up() -> None:
 
     starts, ends = pad_shifts([((0, 3600),)])
     snapshot = Snapshot(
-        now_s=0, detour=1.3, speeds_mps=np.array([1.3, 4.0, 5.0]), pickup_s=60, handoff_s=90,
-        shop_lats=np.array([34.6]), shop_lons=np.array([119.2]),
-        order_keys=np.arange(3, dtype=np.int64), order_shops=np.zeros(3, np.int64),
-        order_lats=np.array([34.601, 34.602, 34.603]), order_lons=np.array([119.2] * 3),
-        order_sizes=np.ones(3, np.int64), order_placed_s=np.zeros(3, np.int64),
-        order_ready_s=np.zeros(3, np.int64), order_promised_s=np.full(3, 1800, np.int64),
-        rider_keys=np.zeros(1, np.int64), rider_modes=np.array([2], np.int64),
-        rider_capacities=np.array([4], np.int64), rider_lats=np.array([34.6]),
-        rider_lons=np.array([119.2]), rider_free_s=np.zeros(1, np.int64),
-        rider_serves=np.ones((1, 1), np.bool_), rider_shift_starts_s=starts,
+        now_s=0,
+        detour=1.3,
+        speeds_mps=np.array([1.3, 4.0, 5.0]),
+        pickup_s=60,
+        handoff_s=90,
+        shop_lats=np.array([34.6]),
+        shop_lons=np.array([119.2]),
+        order_keys=np.arange(3, dtype=np.int64),
+        order_shops=np.zeros(3, np.int64),
+        order_lats=np.array([34.601, 34.602, 34.603]),
+        order_lons=np.array([119.2] * 3),
+        order_sizes=np.ones(3, np.int64),
+        order_placed_s=np.zeros(3, np.int64),
+        order_ready_s=np.zeros(3, np.int64),
+        order_promised_s=np.full(3, 1800, np.int64),
+        rider_keys=np.zeros(1, np.int64),
+        rider_modes=np.array([2], np.int64),
+        rider_capacities=np.array([4], np.int64),
+        rider_lats=np.array([34.6]),
+        rider_lons=np.array([119.2]),
+        rider_free_s=np.zeros(1, np.int64),
+        rider_serves=np.ones((1, 1), np.bool_),
+        rider_shift_starts_s=starts,
         rider_shift_ends_s=ends,
     )
     QuarterhourPolicy().decide(snapshot)

@@ -2,6 +2,6 @@
 
 from numba import njit
 
-JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False}
-
-kernel = njit(**JIT_OPTIONS)
+# cache: compiled kernels persist in __pycache__ (``make clean`` removes them);
+# nogil: a tick may run beside the service's threads.
+kernel = njit(cache=True, nogil=True)

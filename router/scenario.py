@@ -173,8 +173,9 @@ def _shop(value: Any, where: str) -> Shop:
         circle_walk_min=_number(
             doc.get("circle_walk_min", 15), f"{where}.circle_walk_min", low=0.0, high=1440.0
         ),
-        promise_min=_number(doc.get("promise_min", 30), f"{where}.promise_min", low=0.0,
-                            high=1440.0),
+        promise_min=_number(
+            doc.get("promise_min", 30), f"{where}.promise_min", low=0.0, high=1440.0
+        ),
     )
 
 
@@ -228,8 +229,9 @@ def _order(value: Any, where: str, shop_by_id: dict[str, Shop]) -> Order:
         size=_integer(doc.get("size", 1), f"{where}.size"),
         placed_s=placed_s,
         ready_s=ready_s,
-        promised_s=_integer(doc.get("promised_s", default_promise_s), f"{where}.promised_s",
-                            low=placed_s),
+        promised_s=_integer(
+            doc.get("promised_s", default_promise_s), f"{where}.promised_s", low=placed_s
+        ),
     )
 
 
@@ -276,11 +278,9 @@ MAX_INTEGER = 10**12  # far beyond any day in seconds or any capacity, well insi
 def _integer(value: Any, where: str, low: int = -MAX_INTEGER) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if (not isinstance(value, int) or isinstance(value, bool)
-            or not low <= value <= MAX_INTEGER):
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_INTEGER:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
-        raise ScenarioError(f"{where}: expected an integer in [{low}, {MAX_INTEGER}], "
-                            f"got {shown}")
+        raise ScenarioError(f"{where}: expected an integer in [{low}, {MAX_INTEGER}], got {shown}")
     return value
 
 

@@ -24,11 +24,26 @@ from router.travel import MODE_INDEX, distance_m, travel_s
 PENDING, OPEN, COMMITTED, REJECTED = 0, 1, 2, 3
 
 OUTCOME_COLUMNS = (
-    "order_id", "shop_id", "status", "rider_id", "trip_id", "placed_s", "ready_s", "promised_s",
-    "assigned_s", "depart_s", "delivered_s",
+    "order_id",
+    "shop_id",
+    "status",
+    "rider_id",
+    "trip_id",
+    "placed_s",
+    "ready_s",
+    "promised_s",
+    "assigned_s",
+    "depart_s",
+    "delivered_s",
 )
 TRIP_COLUMNS = (
-    "trip_id", "rider_id", "shop_id", "assigned_s", "arrive_shop_s", "depart_s", "order_ids",
+    "trip_id",
+    "rider_id",
+    "shop_id",
+    "assigned_s",
+    "arrive_shop_s",
+    "depart_s",
+    "order_ids",
 )
 
 
@@ -90,8 +105,9 @@ class _World:
         self.refused_commits = 0
 
     def travel(self, lat1: float, lon1: float, lat2: float, lon2: float, mode: int) -> int:
-        return travel_s(lat1, lon1, lat2, lon2, self.scenario.travel.detour,
-                        float(self.speeds_mps[mode]))
+        return travel_s(
+            lat1, lon1, lat2, lon2, self.scenario.travel.detour, float(self.speeds_mps[mode])
+        )
 
     def admit(self, index: int) -> None:
         """Intake: accept the order, or reject it when outside the circle or invalid."""
@@ -150,8 +166,10 @@ class _World:
         if any(self.order_state[i] != OPEN for i in order_list):
             return False
         shop = int(self.order_shops[order_list[0]])
-        if any(self.order_shops[i] != shop for i in order_list) or not self.rider_serves[rider,
-                                                                                        shop]:
+        if (
+            any(self.order_shops[i] != shop for i in order_list)
+            or not self.rider_serves[rider, shop]
+        ):
             return False
         if sum(orders[i].size for i in order_list) > spec.capacity:
             return False
@@ -162,14 +180,18 @@ class _World:
             self.rider_lats[rider], self.rider_lons[rider], shop_rec.lat, shop_rec.lon, mode
         )
         earliest_s = max(arrive_shop_s, max(orders[i].ready_s for i in order_list))
-        depart_s = int(depart_within_shift(
-            earliest_s + self.scenario.travel.pickup_s,
-            self.shift_starts_s[rider], self.shift_ends_s[rider],
-        ))
+        depart_s = int(
+            depart_within_shift(
+                earliest_s + self.scenario.travel.pickup_s,
+                self.shift_starts_s[rider],
+                self.shift_ends_s[rider],
+            )
+        )
         if depart_s == NO_TIME:
             return False
-        trip = Trip(f"t{len(self.trips) + 1}", rider, shop, list(order_list), now_s,
-                    arrive_shop_s, depart_s)
+        trip = Trip(
+            f"t{len(self.trips) + 1}", rider, shop, list(order_list), now_s, arrive_shop_s, depart_s
+        )
         self.trips.append(trip)
         detour = self.scenario.travel.detour
         lat, lon = self.rider_lats[rider], self.rider_lons[rider]
@@ -242,11 +264,16 @@ def simulate(scenario: Scenario, policy: Policy, tick_s: int = 30) -> Simulation
     return _result(world, policy.name, tick_ms, reasons)
 
 
-def _result(world: _World, policy: str, tick_ms: list[float],
-            reasons: dict[int, str]) -> SimulationResult:
+def _result(
+    world: _World, policy: str, tick_ms: list[float], reasons: dict[int, str]
+) -> SimulationResult:
     scenario = world.scenario
-    status_names = {OPEN: "undelivered", PENDING: "undelivered", COMMITTED: "delivered",
-                    REJECTED: "rejected"}
+    status_names = {
+        OPEN: "undelivered",
+        PENDING: "undelivered",
+        COMMITTED: "delivered",
+        REJECTED: "rejected",
+    }
     statuses = [status_names[int(s)] for s in world.order_state]
     placed_s = np.array([o.placed_s for o in scenario.orders], dtype=np.int64)
     ready_s = np.array([o.ready_s for o in scenario.orders], dtype=np.int64)
@@ -254,16 +281,33 @@ def _result(world: _World, policy: str, tick_ms: list[float],
     lower_bound_s = _lower_bounds_s(world, np.maximum(placed_s, ready_s))
     hours = sum(merged_shift_hours(r.shifts, scenario.horizon_s) for r in scenario.riders)
     kpis = compute_kpis(
-        statuses=statuses, placed_s=placed_s, promised_s=promised_s,
-        delivered_s=world.delivered_s, lower_bound_s=lower_bound_s,
-        orders_in_trips=sum(len(t.orders) for t in world.trips), n_trips=len(world.trips),
-        rider_hours=hours, rider_distance_m=world.distance_m, tick_ms=tick_ms,
-        policy=policy, scenario=scenario.name,
+        statuses=statuses,
+        placed_s=placed_s,
+        promised_s=promised_s,
+        delivered_s=world.delivered_s,
+        lower_bound_s=lower_bound_s,
+        orders_in_trips=sum(len(t.orders) for t in world.trips),
+        n_trips=len(world.trips),
+        rider_hours=hours,
+        rider_distance_m=world.distance_m,
+        tick_ms=tick_ms,
+        policy=policy,
+        scenario=scenario.name,
     )
     open_reasons = {i: r for i, r in reasons.items() if statuses[i] == "undelivered"}
     return SimulationResult(
-        scenario, policy, statuses, world.order_riders, world.order_trips, world.assigned_s,
-        world.depart_s, world.delivered_s, world.trips, kpis, world.refused_commits, open_reasons,
+        scenario,
+        policy,
+        statuses,
+        world.order_riders,
+        world.order_trips,
+        world.assigned_s,
+        world.depart_s,
+        world.delivered_s,
+        world.trips,
+        kpis,
+        world.refused_commits,
+        open_reasons,
     )
 
 
@@ -277,9 +321,12 @@ def _lower_bounds_s(world: _World, start_s: np.ndarray) -> np.ndarray:
             continue
         fastest = int(max(world.rider_modes[servers], key=lambda m: world.speeds_mps[m]))
         shop = scenario.shops[world.order_shops[i]]
-        out[i] = (int(start_s[i]) + scenario.travel.pickup_s
-                  + world.travel(shop.lat, shop.lon, order.lat, order.lon, fastest)
-                  + scenario.travel.handoff_s)
+        out[i] = (
+            int(start_s[i])
+            + scenario.travel.pickup_s
+            + world.travel(shop.lat, shop.lon, order.lat, order.lon, fastest)
+            + scenario.travel.handoff_s
+        )
     return out
 
 
@@ -298,20 +345,34 @@ def write_outputs(result: SimulationResult, out_dir: str | Path) -> None:
         for i, order in enumerate(scenario.orders):
             delivered = result.statuses[i] == "delivered"
             rider = int(result.order_riders[i])
-            writer.writerow([
-                order.id, order.shop, result.statuses[i],
-                scenario.riders[rider].id if delivered else "",
-                result.order_trips[i] if delivered else "",
-                order.placed_s, order.ready_s, order.promised_s,
-                cell(result.assigned_s[i]), cell(result.depart_s[i]), cell(result.delivered_s[i]),
-            ])
+            writer.writerow(
+                [
+                    order.id,
+                    order.shop,
+                    result.statuses[i],
+                    scenario.riders[rider].id if delivered else "",
+                    result.order_trips[i] if delivered else "",
+                    order.placed_s,
+                    order.ready_s,
+                    order.promised_s,
+                    cell(result.assigned_s[i]),
+                    cell(result.depart_s[i]),
+                    cell(result.delivered_s[i]),
+                ]
+            )
     with (out / "trips.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(TRIP_COLUMNS)
         for trip in result.trips:
-            writer.writerow([
-                trip.trip_id, scenario.riders[trip.rider].id, scenario.shops[trip.shop].id,
-                trip.assigned_s, trip.arrive_shop_s, trip.depart_s,
-                " ".join(scenario.orders[i].id for i in trip.orders),
-            ])
+            writer.writerow(
+                [
+                    trip.trip_id,
+                    scenario.riders[trip.rider].id,
+                    scenario.shops[trip.shop].id,
+                    trip.assigned_s,
+                    trip.arrive_shop_s,
+                    trip.depart_s,
+                    " ".join(scenario.orders[i].id for i in trip.orders),
+                ]
+            )
     (out / "kpis.json").write_text(json.dumps(result.kpis, indent=2) + "\n", encoding="utf-8")

@@ -33,12 +33,15 @@ def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 @kernel
 def _seconds(distance_m: float, speed_mps: float) -> int:
-    return int(math.ceil(distance_m / speed_mps))
+    return math.ceil(distance_m / speed_mps)
 
 
 @kernel
 def _distance_matrix_m(
-    from_lats: FloatArray, from_lons: FloatArray, to_lats: FloatArray, to_lons: FloatArray,
+    from_lats: FloatArray,
+    from_lons: FloatArray,
+    to_lats: FloatArray,
+    to_lons: FloatArray,
     detour: float,
 ) -> FloatArray:
     n_from = from_lats.shape[0]
@@ -63,8 +66,11 @@ def _travel_s_matrices(distances_m: FloatArray, speeds_mps: FloatArray) -> IntAr
 
 
 def distance_matrix_m(
-    from_lats: npt.ArrayLike, from_lons: npt.ArrayLike, to_lats: npt.ArrayLike,
-    to_lons: npt.ArrayLike, detour: float,
+    from_lats: npt.ArrayLike,
+    from_lons: npt.ArrayLike,
+    to_lats: npt.ArrayLike,
+    to_lons: npt.ArrayLike,
+    detour: float,
 ) -> FloatArray:
     """Road distances (haversine times detour) from every ``from`` point to every ``to`` point."""
     return _distance_matrix_m(
@@ -84,8 +90,9 @@ def travel_s_matrices(distances_m: npt.ArrayLike, speeds_mps: npt.ArrayLike) -> 
     )
 
 
-def travel_s(lat1: float, lon1: float, lat2: float, lon2: float, detour: float,
-             speed_mps: float) -> int:
+def travel_s(
+    lat1: float, lon1: float, lat2: float, lon2: float, detour: float, speed_mps: float
+) -> int:
     """Travel time in whole seconds between two points for one speed."""
     return int(_seconds(_haversine_m(lat1, lon1, lat2, lon2) * detour, speed_mps))
 

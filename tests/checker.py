@@ -175,9 +175,7 @@ def _read_scenario(scenario: dict[str, Any], tol_s: float) -> _Scenario:
     for o in scenario.get("orders", []):
         promised = o.get("promised_s")
         if promised is None:
-            promised = (
-                o["placed_s"] + promise_min.get(o["shop"], DEFAULT_PROMISE_MIN) * 60
-            )
+            promised = o["placed_s"] + promise_min.get(o["shop"], DEFAULT_PROMISE_MIN) * 60
         orders[o["id"]] = _Order(
             o["id"],
             o["shop"],
@@ -216,9 +214,7 @@ class _Trip:
     order_ids: list[str]  # known orders only, in delivery sequence
 
 
-def _read_csv(
-    path: pathlib.Path, header: list[str], v: list[str]
-) -> list[dict[str, str]] | None:
+def _read_csv(path: pathlib.Path, header: list[str], v: list[str]) -> list[dict[str, str]] | None:
     """Rows as dicts, or None (and a violation) if the file or header is unusable."""
     if not path.is_file():
         v.append(f"{path.name}: missing")
@@ -235,8 +231,7 @@ def _read_csv(
                 continue
             if len(cells) != len(header):
                 v.append(
-                    f"{path.name}: line {line_no} has {len(cells)} cells, "
-                    f"expected {len(header)}"
+                    f"{path.name}: line {line_no} has {len(cells)} cells, expected {len(header)}"
                 )
                 continue
             rows.append(dict(zip(header, cells, strict=True)))
@@ -291,9 +286,7 @@ def _must_reject(sc: _Scenario, order: _Order) -> tuple[bool | None, str]:
     return False, f"inside the circle (walk {lo} s <= {limit_s} s) and valid"
 
 
-def _check_outcomes(
-    sc: _Scenario, raw: list[dict[str, str]], v: list[str]
-) -> dict[str, _Outcome]:
+def _check_outcomes(sc: _Scenario, raw: list[dict[str, str]], v: list[str]) -> dict[str, _Outcome]:
     rows: dict[str, _Outcome] = {}
     for raw_row in raw:
         oid = raw_row["order_id"]
@@ -305,9 +298,7 @@ def _check_outcomes(
         if order is None:
             v.append(f"{where}: not an order of the scenario")
             continue
-        times = {
-            k: _int_cell(raw_row[k], f"{where} {k}", v) for k in OUTCOME_HEADER[5:]
-        }
+        times = {k: _int_cell(raw_row[k], f"{where} {k}", v) for k in OUTCOME_HEADER[5:]}
         row = _Outcome(
             oid,
             raw_row["shop_id"],
@@ -374,14 +365,8 @@ def _check_trips(
             v.append(f"{where}: unknown rider {raw_trip['rider_id']}")
         if shop is None:
             v.append(f"{where}: unknown shop {raw_trip['shop_id']}")
-        if (
-            rider is not None
-            and shop is not None
-            and shop.shop_id not in rider.shop_ids
-        ):
-            v.append(
-                f"{where}: rider {rider.rider_id} does not serve shop {shop.shop_id}"
-            )
+        if rider is not None and shop is not None and shop.shop_id not in rider.shop_ids:
+            v.append(f"{where}: rider {rider.rider_id} does not serve shop {shop.shop_id}")
         t = {
             k: _int_cell(raw_trip[k], f"{where} {k}", v)
             for k in ("assigned_s", "arrive_shop_s", "depart_s")
@@ -399,9 +384,7 @@ def _check_trips(
                 v.append(f"{where}: unknown order {oid}")
                 continue
             if oid in trip_of:
-                v.append(
-                    f"order {oid} is in more than one trip ({trip_of[oid]}, {tid})"
-                )
+                v.append(f"order {oid} is in more than one trip ({trip_of[oid]}, {tid})")
                 continue
             trip_of[oid] = tid
             known.append(oid)
@@ -428,9 +411,7 @@ def _check_trips(
                 ("depart_s", t["depart_s"], row.times["depart_s"]),
             ):
                 if got != want:
-                    v.append(
-                        f"outcomes.csv order {oid}: {key} {got} != trip {tid}'s {want}"
-                    )
+                    v.append(f"outcomes.csv order {oid}: {key} {got} != trip {tid}'s {want}")
         if rider is not None:
             size = sum(sc.orders[oid].size for oid in known)
             if size > rider.capacity:
@@ -448,9 +429,7 @@ def _check_trips(
             and t["depart_s"] is not None
             and t["assigned_s"] > t["depart_s"]
         ):
-            v.append(
-                f"{where}: assigned_s {t['assigned_s']} > depart_s {t['depart_s']}"
-            )
+            v.append(f"{where}: assigned_s {t['assigned_s']} > depart_s {t['depart_s']}")
         if (
             rider is not None
             and shop is not None
@@ -488,9 +467,7 @@ def _check_timing(
         rider = sc.riders[rider_id]
         pos = rider.start
         free_s: float = min((a for a, _ in rider.shifts), default=0)
-        for trip in sorted(
-            rider_trips, key=lambda x: (x.assigned_s, x.depart_s, x.trip_id)
-        ):
+        for trip in sorted(rider_trips, key=lambda x: (x.assigned_s, x.depart_s, x.trip_id)):
             where = f"trips.csv trip {trip.trip_id}"
             shop = sc.shops[trip.shop_id]
             shop_pos = sc.pos(shop)
@@ -503,9 +480,7 @@ def _check_timing(
                     f"{where}: arrive_shop_s {trip.arrive_shop_s} != {leave_s + lo} "
                     f"(leave {leave_s} = max(assigned_s, rider free) + travel {lo} s)"
                 )
-            ready_s = max(
-                (sc.orders[o].ready_s for o in trip.order_ids), default=-math.inf
-            )
+            ready_s = max((sc.orders[o].ready_s for o in trip.order_ids), default=-math.inf)
             earliest_s = max(trip.arrive_shop_s, ready_s) + tr.pickup_s
             if trip.depart_s < earliest_s:
                 v.append(
@@ -559,9 +534,7 @@ def _compare(name: str, got: Any, want: float | None, v: list[str]) -> None:
     if want is None:
         if got is None or (_is_number(got) and (math.isnan(got) or got == 0)):
             return
-        v.append(
-            f"kpis.json: {name} {got!r}, expected null (undefined on an empty set)"
-        )
+        v.append(f"kpis.json: {name} {got!r}, expected null (undefined on an empty set)")
         return
     if not _is_number(got):
         v.append(f"kpis.json: {name} {got!r} is not a number (expected {want})")
@@ -623,9 +596,7 @@ def _check_kpis(
     )
 
     c2d = np.array([d - o.placed_s for o, d in delivered], dtype=np.float64)
-    late = np.maximum(
-        0.0, np.array([d - o.promised_s for o, d in delivered], dtype=np.float64)
-    )
+    late = np.maximum(0.0, np.array([d - o.promised_s for o, d in delivered], dtype=np.float64))
     for block, values, stats in (
         ("click_to_door_s", c2d, ("mean", "p50", "p90", "p99", "max")),
         ("lateness_s", late, ("mean", "p90", "max")),
@@ -654,11 +625,7 @@ def _check_kpis(
         d = tr.distance_m(sc.pos(shop), sc.pos(o))
         fastest_s = min(tr.time_s(d, m)[0] for m in modes)
         lower.append(
-            max(o.placed_s, o.ready_s)
-            + tr.pickup_s
-            + fastest_s
-            + tr.handoff_s
-            - o.placed_s
+            max(o.placed_s, o.ready_s) + tr.pickup_s + fastest_s + tr.handoff_s - o.placed_s
         )
     ratio = None
     if c2d.size and len(lower) == c2d.size and sum(lower) > 0:
@@ -685,9 +652,7 @@ def _check_kpis(
     if not isinstance(tick, dict) or not all(
         _is_number(tick.get(k)) for k in ("p50", "p99", "max")
     ):
-        v.append(
-            f"kpis.json: tick_ms {tick!r} is not an object with numbers p50, p99, max"
-        )
+        v.append(f"kpis.json: tick_ms {tick!r} is not an object with numbers p50, p99, max")
     for key in ("policy", "scenario"):
         if not isinstance(kpis.get(key), str):
             v.append(f"kpis.json: {key} {kpis.get(key)!r} is not a string")

@@ -99,9 +99,7 @@ def _valid_tables(scenario: dict[str, Any]) -> Tables:
     orders = {o["id"]: o for o in scenario["orders"]}
     pos = {oid: (o["lat"], o["lon"]) for oid, o in orders.items()}
     # promised_s defaults to placed_s + promise_min (30) * 60.
-    promised = {
-        oid: o.get("promised_s", o["placed_s"] + 1800) for oid, o in orders.items()
-    }
+    promised = {oid: o.get("promised_s", o["placed_s"] + 1800) for oid, o in orders.items()}
 
     # t1: committed at 400 with r1 at the shop; earliest departure 460 falls in the
     # shift gap, so r1 waits for the shift starting at 600.
