@@ -3,21 +3,37 @@
 ``generate_scenario(preset, seed)`` returns a JSON-ready object in format
 ``quarterhour.scenario/1`` (DESIGN.md, "Scenario file"). Presets:
 
-- ``corner-store``: one 24-hour convenience store, ~300 orders, 3-5 riders in shifts;
-- ``dark-store``: one store open 7:00-24:00, ~3000 orders, ~30 riders;
+- ``corner-store``: one 24-hour convenience store, ~300 orders, 4-5 riders (the upper part
+  of the brief's 3-5): four on e-bikes and, one day in two, a walker;
+- ``dark-store``: one store open 7:00-24:00, ~3000 orders, 28-34 riders, 20% on bikes;
 - ``circle``: 10-14 shops of different kinds sharing 8-12 riders, ~1500 orders.
 
 Orders follow meal-time peaks and drop off around residential compounds (gaussian
 spread 30-60 m) inside the shop's circle, plus a few scattered points. About 0.5% of
 the orders (at least one) lie 5-60 s of walking beyond the circle, so that intake
 rejection gets exercised. No order is placed in the last 15 minutes before a shop
-closes or the day ends. All draws come from ``numpy.random.default_rng(seed + offset)``
-with one offset per preset. Times are integer seconds from ``start``.
+closes or the day ends.
+
+Riders are staffed to demand, as a shop manager would: ``expected_orders_per_minute``
+gives the expected orders of each shop by minute of the day, computed analytically from the
+very rate model the orders are drawn from, and ``staff_to_demand`` gives each rider one
+realistic shift template (full shifts of 8-10 h, split shifts over two peaks, night shifts
+for 24-hour shops, walkers' short splits at lunch and dinner; 7-12 h a rider) so that the
+riders on shift per half hour follow that demand. Whenever orders can arrive at a shop, at
+least one rider serving it is on shift. The dark store's and the circle's shift edges are
+then staggered by up to 30 minutes. The circle keeps one overnight rider for its 24-hour
+stores; one to three of its riders serve only some of its shops.
+
+All draws come from ``numpy.random.default_rng(seed + offset)`` with one offset per
+preset; the orders are drawn first and the riders after them, so staffing never changes
+the orders. Times are integer seconds from ``start``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -35,6 +51,8 @@ _HORIZON_S = 86_400
 _CIRCLE_S = 15 * 60  # circle_walk_min of every shop, in seconds
 _RADIUS_M = _CIRCLE_S * _SPEEDS_MPS["walk"] / _DETOUR  # haversine radius of the circle
 _LAST_CALL_S = 900
+# Mean orders a day of the corner store and of the dark store.
+_CORNER_ORDERS, _DARK_ORDERS = 300.0, 3000.0
 # Mean orders a day over all shops of the circle preset. With 8-12 shared riders this is
 # about twice what they can carry at the meal peaks: a stress case, not a servable day.
 _CIRCLE_ORDERS = 1500.0
@@ -43,17 +61,43 @@ _CAPACITY_BAGS = {"walk": (4, 5), "bike": (4, 6), "ebike": (5, 8)}
 # Relative order rate by hour of day; each kind of shop adds its peaks on top.
 _DAY_RATES = np.array([0.45, 0.3, 0.18, 0.12, 0.1, 0.12, 0.3, 0.7, 0.9, 0.9, 1.0, 1.0,
                        1.0, 0.9, 0.85, 0.85, 0.9, 1.0, 1.1, 1.1, 1.1, 1.0, 0.9, 0.7])
-_SHIFTS_H: dict[str, tuple[tuple[float, float], ...]] = {
-    "day": ((7.5, 19.5),), "night": ((0, 8), (19.5, 24)), "split": ((10.5, 13.5), (17, 23.5)),
-    "walk-peaks": ((7, 9.5), (11, 14)), "late": ((18, 24),), "morning": ((7, 15),),
-    "evening": ((15, 23.5),), "midday": ((11, 20),), "overnight": ((0, 7.5), (22.5, 24)),
-    "peaks": ((10.5, 13.5), (16.5, 21.5)),
-}
-_CORNER_TEAM = (("day", "ebike"), ("night", "ebike"), ("split", "ebike"), ("peaks", "ebike"),
-                ("walk-peaks", "walk"))
-_DAY_PATTERN = ("morning", "evening", "peaks", "morning", "evening", "midday", "late",
-                "morning", "peaks", "evening")
 # fmt: on
+_HALF_HOURS = _HORIZON_S // 1800
+_RIDER_DAY_H = (7.0, 12.0)  # shortest and longest working day of a rider
+_JITTER_STEPS_S = (-1800, -900, 0, 900, 1800)  # staggering of shift edges, up to 30 min
+
+Template = tuple[tuple[float, float], ...]  # one rider's working intervals (start_h, end_h)
+
+# Full shifts of 8-10 h, starting on the hour from 7:00.
+_FULL_SHIFTS: tuple[Template, ...] = tuple(
+    ((float(start_h), float(start_h + hours)),)
+    for start_h in range(7, 17)
+    for hours in (8, 9, 10)
+    if start_h + hours <= 24
+)
+# fmt: off
+# Split shifts over two peaks, with a break of 2-4 h in between; 8.5-10.5 h of work.
+_SPLIT_SHIFTS: tuple[Template, ...] = (
+    ((7.0, 11.0), (15.0, 20.0)),    # breakfast; dinner
+    ((7.0, 12.5), (16.0, 20.0)),    # breakfast and lunch; dinner
+    ((10.0, 14.0), (16.5, 21.0)),   # lunch; dinner
+    ((10.5, 14.0), (17.0, 22.0)),   # lunch; dinner
+    ((10.0, 13.5), (16.0, 23.0)),   # lunch; dinner and late evening
+    ((11.0, 14.0), (17.0, 23.0)),   # lunch; dinner and late evening
+    ((10.5, 13.5), (16.5, 24.0)),   # lunch; dinner and late evening
+    ((11.0, 14.5), (18.0, 24.0)),   # lunch; dinner and late evening
+)
+# Night shifts of 24-hour shops: 0:00-8:00 and an evening block (20:00-08:00 across midnight).
+_NIGHT_SHIFTS: tuple[Template, ...] = (
+    ((0.0, 8.0), (20.0, 24.0)), ((0.0, 8.0), (21.0, 24.0)), ((0.0, 8.0), (22.0, 24.0)),
+)
+# Walkers' short split shifts at the lunch and dinner peaks, 7 h.
+_WALKER_SHIFTS: tuple[Template, ...] = (
+    ((10.5, 14.0), (17.0, 20.5)), ((11.0, 14.0), (16.5, 20.5)), ((11.0, 14.5), (17.5, 21.0)),
+)
+# fmt: on
+# The circle's first rider, on every shop, for its 24-hour stores (not staggered).
+_OVERNIGHT: Template = ((0.0, 7.5), (22.5, 24.0))
 
 
 class _Kind(NamedTuple):
@@ -111,7 +155,12 @@ def generate_scenario(preset: str, seed: int) -> Record:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(seed + _SEED_OFFSETS[preset])
     build = {"corner-store": _corner_store, "dark-store": _dark_store, "circle": _circle}
-    shops, riders, orders = build[preset](rng)
+    shops, kinds, orders = build[preset](rng)
+    orders = _finish_orders(rng, shops, orders)
+    demand = _expected_orders(preset, kinds)
+    staff = {"corner-store": _corner_riders, "dark-store": _dark_riders, "circle": _circle_riders}
+    riders = staff[preset](rng, shops, kinds, demand)
+    _check_staffed(shops, riders, demand)
     return {
         "format": "quarterhour.scenario/1",
         "name": f"{preset}-seed{seed}",
@@ -125,35 +174,80 @@ def generate_scenario(preset: str, seed: int) -> Record:
         },
         "shops": shops,
         "riders": riders,
-        "orders": _finish_orders(rng, shops, orders),
+        "orders": orders,
     }
 
 
-def _corner_store(rng: np.random.Generator) -> tuple[list[Record], ...]:
+def expected_orders_per_minute(preset: str, n_shops: int = 1) -> np.ndarray:
+    """Expected orders placed per minute of the day, one row per shop: (n_shops, 1440).
+
+    Analytic, from the rate model the orders are drawn from: each shop's mean orders a day
+    spread over the minutes in proportion to its rate (hour-of-day rate, its peaks, zero
+    outside its opening hours and in the last 15 minutes before it closes). ``n_shops`` is
+    the number of shops of the scenario (10-14 for ``circle``, 1 otherwise).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {PRESETS}, got {preset!r}")
+    low, high = (10, 14) if preset == "circle" else (1, 1)
+    if not low <= n_shops <= high:
+        raise ValueError(f"n_shops: expected {low}-{high} for {preset!r}, got {n_shops!r}")
+    kinds = {"corner-store": ["convenience"], "dark-store": ["dark"]}.get(preset)
+    return _expected_orders(preset, kinds or list(_CIRCLE_KINDS[:n_shops]))
+
+
+def staff_to_demand(
+    rng: np.random.Generator,
+    demand: np.ndarray,
+    n_riders: int,
+    templates: Sequence[Template],
+    on_shift: np.ndarray | None = None,
+) -> list[Template]:
+    """One shift template for each of ``n_riders`` riders, chosen greedily to follow demand.
+
+    ``demand`` holds the expected orders per minute of the day (1440 values) and
+    ``on_shift`` the riders already on shift per half hour (48 values; none by default).
+    A half hour's share of the rider-half-hours is its share of the day's expected orders
+    times the total rider-half-hours (those already on shift plus ``n_riders`` times the
+    mean template length). Each step takes the template that most reduces the shortfall, the
+    sum over half hours of max(0, share - riders on shift), ties broken by ``rng``; but
+    first, while some half hour in which orders can arrive has nobody on shift, only the
+    templates that leave fewest such half hours are candidates. Templates are returned in
+    the order taken.
+    """
+    halves = _per_half_hour(demand)
+    must = halves > 0
+    masks = np.array([_half_hours(template) for template in templates], dtype=float)
+    coverage = np.zeros(_HALF_HOURS) if on_shift is None else np.array(on_shift, dtype=float)
+    rider_halves = coverage.sum() + n_riders * masks.sum(axis=1).mean()
+    share = halves / halves.sum() * rider_halves
+    chosen = []
+    for _ in range(n_riders):
+        after = coverage + masks
+        # One more half hour with someone on shift outweighs any gain in share (<= 48).
+        shortfall = np.maximum(0.0, share - after).sum(axis=1)
+        shortfall += _HALF_HOURS * (must & (after == 0)).sum(axis=1)
+        best = np.flatnonzero(shortfall <= shortfall.min() + 1e-9)
+        pick = int(best[rng.integers(best.size)])
+        chosen.append(templates[pick])
+        coverage += masks[pick]
+    return chosen
+
+
+def _corner_store(rng: np.random.Generator) -> tuple[list[Record], list[str], list[Record]]:
     shops = [_shop(0, "convenience", 0, (0.0, 0.0))]
     compounds = _compounds(rng, int(rng.integers(15, 31)), 0.95 * _RADIUS_M)
-    orders = _shop_orders(rng, 0, shops[0], "convenience", 300.0, compounds)
-    team = _CORNER_TEAM[: int(rng.integers(3, 6))]
-    riders = [
-        _rider(rng, i, template, mode, shops, [0], jitter=False)
-        for i, (template, mode) in enumerate(team)
-    ]
-    return shops, riders, orders
+    orders = _shop_orders(rng, 0, shops[0], "convenience", _CORNER_ORDERS, compounds)
+    return shops, ["convenience"], orders
 
 
-def _dark_store(rng: np.random.Generator) -> tuple[list[Record], ...]:
+def _dark_store(rng: np.random.Generator) -> tuple[list[Record], list[str], list[Record]]:
     shops = [_shop(0, "dark", 0, (0.0, 0.0))]
     compounds = _compounds(rng, int(rng.integers(25, 41)), 0.95 * _RADIUS_M)
-    orders = _shop_orders(rng, 0, shops[0], "dark", 3000.0, compounds)
-    riders = []
-    for i in range(int(rng.integers(28, 35))):
-        mode = "bike" if rng.random() < 0.2 else "ebike"
-        template = _DAY_PATTERN[i % len(_DAY_PATTERN)]
-        riders.append(_rider(rng, i, template, mode, shops, [0], jitter=True))
-    return shops, riders, orders
+    orders = _shop_orders(rng, 0, shops[0], "dark", _DARK_ORDERS, compounds)
+    return shops, ["dark"], orders
 
 
-def _circle(rng: np.random.Generator) -> tuple[list[Record], ...]:
+def _circle(rng: np.random.Generator) -> tuple[list[Record], list[str], list[Record]]:
     kinds = list(_CIRCLE_KINDS[: int(rng.integers(10, 15))])
     east_m, north_m = _uniform_disc_m(rng, len(kinds), 750.0)  # pairwise <= 1.5 km
     east_m[0] = north_m[0] = 0.0  # the first convenience store at the centre
@@ -162,21 +256,189 @@ def _circle(rng: np.random.Generator) -> tuple[list[Record], ...]:
         for i, kind in enumerate(kinds)
     ]
     compounds = _compounds(rng, int(rng.integers(55, 90)), 750.0 + _RADIUS_M)
-    total_weight = sum(_KINDS[kind].weight for kind in kinds)
+    mean_orders = _mean_orders("circle", kinds)
     orders: list[Record] = []
     for i, kind in enumerate(kinds):
-        mean_orders = _CIRCLE_ORDERS * _KINDS[kind].weight / total_weight
-        orders += _shop_orders(rng, i, shops[i], kind, mean_orders, compounds)
+        orders += _shop_orders(rng, i, shops[i], kind, mean_orders[i], compounds)
+    return shops, kinds, orders
+
+
+def _corner_riders(
+    rng: np.random.Generator, shops: list[Record], kinds: list[str], demand: np.ndarray
+) -> list[Record]:
+    """Four e-bike riders and, with five riders, a walker on a short split at the peaks."""
+    need = demand.sum(axis=0)
+    walkers = staff_to_demand(rng, need, 1, _WALKER_SHIFTS) if rng.integers(4, 6) == 5 else []
+    on_shift = sum((_half_hours(template) for template in walkers), np.zeros(_HALF_HOURS))
+    templates = staff_to_demand(rng, need, 4, _templates(kinds), on_shift) + walkers
+    modes = ["ebike"] * 4 + ["walk"] * len(walkers)
+    return [
+        _rider(rng, i, modes[i], _seconds(template), shops, [0])
+        for i, template in enumerate(templates)
+    ]
+
+
+def _dark_riders(
+    rng: np.random.Generator, shops: list[Record], kinds: list[str], demand: np.ndarray
+) -> list[Record]:
+    """28-34 riders, 20% on bikes and the rest on e-bikes, with staggered shift edges."""
+    n_riders = int(rng.integers(28, 35))
+    modes = ["bike" if rng.random() < 0.2 else "ebike" for _ in range(n_riders)]
+    templates = staff_to_demand(rng, demand.sum(axis=0), n_riders, _templates(kinds))
+    everyone = [True] * n_riders
+    shifts = _staggered(rng, templates, demand.sum(axis=0) > 0, everyone, everyone)
+    return [_rider(rng, i, modes[i], shifts[i], shops, [0]) for i in range(n_riders)]
+
+
+def _circle_riders(
+    rng: np.random.Generator, shops: list[Record], kinds: list[str], demand: np.ndarray
+) -> list[Record]:
+    """An overnight rider, then 7-11 staffed to the circle's demand; 1-3 serve a subset."""
     n_riders = int(rng.integers(8, 13))
     every_shop = list(range(len(shops)))
     partial = {int(i) for i in rng.choice(np.arange(1, n_riders), rng.integers(1, 4), False)}
-    riders = [_rider(rng, 0, "overnight", "ebike", shops, every_shop, jitter=False)]
-    for i in range(1, n_riders):
-        served = _subset(rng, i, shops, kinds) if i in partial else every_shop
-        mode = "bike" if rng.random() < 0.25 else "ebike"
-        template = _DAY_PATTERN[(i - 1) % len(_DAY_PATTERN)]
-        riders.append(_rider(rng, i, template, mode, shops, served, jitter=True))
-    return shops, riders, orders
+    served = [every_shop] + [
+        _subset(rng, i, shops, kinds) if i in partial else every_shop for i in range(1, n_riders)
+    ]
+    modes = ["ebike"] + ["bike" if rng.random() < 0.25 else "ebike" for _ in range(1, n_riders)]
+    need = demand.sum(axis=0)
+    picks = staff_to_demand(rng, need, n_riders - 1, _templates(kinds), _half_hours(_OVERNIGHT))
+    templates = [_OVERNIGHT, *_deal(picks, served[1:], demand, _half_hours(_OVERNIGHT))]
+    full = [len(shops_served) == len(shops) for shops_served in served]
+    shifts = _staggered(rng, templates, need > 0, full, [i > 0 for i in range(n_riders)])
+    return [_rider(rng, i, modes[i], shifts[i], shops, served[i]) for i in range(n_riders)]
+
+
+def _deal(
+    picks: list[Template], served: list[list[int]], demand: np.ndarray, on_shift: np.ndarray
+) -> list[Template]:
+    """The staffed templates dealt out to riders. Each rider serving only some shops gets, in
+    turn, the one that spends the largest part of its time in half hours when orders arrive
+    at its shops, among those the riders serving every shop can spare (they alone keep
+    someone on shift whenever orders can arrive); the others get the rest in staffing order."""
+    masks = [_half_hours(template) for template in picks]
+    must = _per_half_hour(demand.sum(axis=0)) > 0
+    left = list(range(len(picks)))
+    dealt: dict[int, int] = {}
+    for rider, shops_served in enumerate(served):
+        if len(shops_served) == demand.shape[0]:
+            continue
+        busy = _per_half_hour(demand[shops_served].sum(axis=0)) > 0
+        spare = [
+            k
+            for k in left
+            if np.all(~must | (sum((masks[j] for j in left if j != k), on_shift) > 0))
+        ]
+        best = max(spare or left, key=lambda k: ((masks[k] & busy).sum() / masks[k].sum(), -k))
+        dealt[rider] = best
+        left.remove(best)
+    rest = iter(left)
+    return [picks[dealt[r]] if r in dealt else picks[next(rest)] for r in range(len(served))]
+
+
+def _per_half_hour(per_minute: np.ndarray) -> np.ndarray:
+    return np.asarray(per_minute, dtype=float).reshape(_HALF_HOURS, -1).sum(axis=1)
+
+
+def _templates(kinds: list[str]) -> tuple[Template, ...]:
+    """Full and split shifts, and night shifts if a shop is open around the clock."""
+    around_the_clock = any(_KINDS[kind].sessions_h == ((0, 24),) for kind in kinds)
+    return _FULL_SHIFTS + _SPLIT_SHIFTS + (_NIGHT_SHIFTS if around_the_clock else ())
+
+
+def _half_hours(template: Template) -> np.ndarray:
+    """Whether the template is on shift in each half hour of the day (48 booleans)."""
+    starts_h = np.arange(_HALF_HOURS) / 2.0
+    on = np.zeros(_HALF_HOURS, dtype=bool)
+    for start_h, end_h in template:
+        on |= (starts_h >= start_h) & (starts_h + 0.5 <= end_h)
+    return on
+
+
+def _seconds(template: Template) -> list[list[int]]:
+    return [[round(start_h * 3600), round(end_h * 3600)] for start_h, end_h in template]
+
+
+def _minutes_on(shifts: list[list[int]]) -> np.ndarray:
+    """Whether the shifts cover each whole minute of the day (1440 booleans)."""
+    starts_s = np.arange(_HORIZON_S // 60) * 60
+    on = np.zeros(starts_s.size, dtype=bool)
+    for start_s, end_s in shifts:
+        on |= (starts_s >= start_s) & (starts_s + 60 <= end_s)
+    return on
+
+
+def _staggered(
+    rng: np.random.Generator,
+    templates: list[Template],
+    must: np.ndarray,
+    counted: list[bool],
+    movable: list[bool],
+) -> list[list[list[int]]]:
+    """Shifts in seconds; each edge of a movable rider inside the day moves by -30..+30 min
+    in 15-min steps, unless that leaves a minute in which orders can arrive (``must``)
+    without a counted rider on shift, a rider's day outside 7-12 h, or shifts out of order."""
+    shifts = [_seconds(template) for template in templates]
+    on = np.array([_minutes_on(rider_shifts) for rider_shifts in shifts], dtype=int)
+    weight = np.array(counted, dtype=int)
+    for r, rider_shifts in enumerate(shifts):
+        if not movable[r]:
+            continue
+        for shift in rider_shifts:
+            for edge in (0, 1):
+                if not 0 < shift[edge] < _HORIZON_S:
+                    continue
+                before = shift[edge]
+                step = _JITTER_STEPS_S[int(rng.integers(len(_JITTER_STEPS_S)))]
+                shift[edge] = min(_HORIZON_S, max(0, before + step))
+                moved = _minutes_on(rider_shifts)
+                covered_before = weight @ on > 0
+                covered_after = (
+                    covered_before if not counted[r] else (weight @ on - on[r] + moved) > 0
+                )
+                bounds = [bound for pair in rider_shifts for bound in pair]
+                worked_h = sum(end_s - start_s for start_s, end_s in rider_shifts) / 3600
+                if (
+                    np.any(must & covered_before & ~covered_after)
+                    or not _RIDER_DAY_H[0] <= worked_h <= _RIDER_DAY_H[1]
+                    or any(a >= b for a, b in itertools.pairwise(bounds))
+                ):
+                    shift[edge] = before
+                else:
+                    on[r] = moved
+    return shifts
+
+
+def _check_staffed(shops: list[Record], riders: list[Record], demand: np.ndarray) -> None:
+    """Whenever orders can arrive at a shop, a rider serving it is on shift."""
+    for s, shop in enumerate(shops):
+        on = np.zeros(demand.shape[1], dtype=bool)
+        for rider in riders:
+            if shop["id"] in rider["shops"]:
+                on |= _minutes_on(rider["shifts"])
+        gaps = np.flatnonzero((demand[s] > 0) & ~on)
+        if gaps.size:
+            raise RuntimeError(
+                f"no rider for {shop['id']} at minute {int(gaps[0])}: a template bug"
+            )
+
+
+def _expected_orders(preset: str, kinds: list[str]) -> np.ndarray:
+    rows = []
+    for kind, mean_orders in zip(kinds, _mean_orders(preset, kinds), strict=True):
+        rates = _minute_rates(_KINDS[kind])
+        rows.append(mean_orders * rates / rates.sum())
+    return np.array(rows)
+
+
+def _mean_orders(preset: str, kinds: list[str]) -> list[float]:
+    """Mean orders a day of each shop."""
+    if preset == "corner-store":
+        return [_CORNER_ORDERS]
+    if preset == "dark-store":
+        return [_DARK_ORDERS]
+    total_weight = sum(_KINDS[kind].weight for kind in kinds)
+    return [_CIRCLE_ORDERS * _KINDS[kind].weight / total_weight for kind in kinds]
 
 
 def _subset(rng: np.random.Generator, i: int, shops: list[Record], kinds: list[str]) -> list[int]:
@@ -203,21 +465,12 @@ def _shop(i: int, kind: str, nth: int, position_m: tuple[float, float]) -> Recor
 def _rider(
     rng: np.random.Generator,
     i: int,
-    template: str,
     mode: str,
+    shifts: list[list[int]],
     shops: list[Record],
     served: list[int],
-    jitter: bool,
 ) -> Record:
-    """A rider starting at its first served shop; jitter staggers shift edges by 30 min."""
-    shifts = []
-    for start_h, end_h in _SHIFTS_H[template]:
-        start_s, end_s = round(start_h * 3600), round(end_h * 3600)
-        if jitter and start_s > 0:
-            start_s += 900 * int(rng.integers(-2, 3))
-        if jitter and end_s < _HORIZON_S:
-            end_s = min(_HORIZON_S, end_s + 900 * int(rng.integers(-2, 3)))
-        shifts.append([start_s, end_s])
+    """A rider starting at its first served shop."""
     low, high = _CAPACITY_BAGS[mode]
     home = shops[served[0]]
     return {
@@ -278,6 +531,13 @@ def _finish_orders(
 
 def _placed_times_s(rng: np.random.Generator, n_orders: int, spec: _Kind) -> np.ndarray:
     """Sorted placement times: base rate by hour plus flat-topped peaks, open hours only."""
+    rates = _minute_rates(spec)
+    chosen = rng.choice(rates.size, size=n_orders, p=rates / rates.sum())
+    return np.sort(chosen * 60 + rng.integers(0, 60, size=n_orders))
+
+
+def _minute_rates(spec: _Kind) -> np.ndarray:
+    """Relative order rate of each minute of the day; zero when no order can be placed."""
     minutes = np.arange(_HORIZON_S // 60)
     hours = (minutes + 0.5) / 60.0
     rates = spec.base * _DAY_RATES[minutes // 60]
@@ -289,8 +549,7 @@ def _placed_times_s(rng: np.random.Generator, n_orders: int, spec: _Kind) -> np.
         last_call_s = close_h * 3600 - _LAST_CALL_S
         is_open |= (minutes * 60 >= open_h * 3600) & ((minutes + 1) * 60 <= last_call_s)
     rates *= is_open
-    chosen = rng.choice(minutes.size, size=n_orders, p=rates / rates.sum())
-    return np.sort(chosen * 60 + rng.integers(0, 60, size=n_orders))
+    return rates
 
 
 def _compounds(rng: np.random.Generator, n_compounds: int, radius_m: float) -> np.ndarray:

@@ -294,7 +294,12 @@ def _result(
         policy=policy,
         scenario=scenario.name,
     )
-    open_reasons = {i: r for i, r in reasons.items() if statuses[i] == "undelivered"}
+    last_shift_end_s = int(world.rider_last_end_s.max(initial=-1))
+    open_reasons = {
+        i: reasons.get(i, f"no rider on shift after {last_shift_end_s}")
+        for i, status in enumerate(statuses)
+        if status == "undelivered"
+    }
     return SimulationResult(
         scenario,
         policy,
