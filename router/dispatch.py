@@ -25,6 +25,8 @@ from router.bundles import BundleLimits, Bundles, build_bundles
 from router.snapshot import Decision, IntArray, PlannedTrip, Snapshot
 from router.travel import distance_matrix_m, travel_s_matrices
 
+ACTIVE_WITHIN_S = 1800  # riders free and on shift within this count towards the queue estimates
+
 
 @dataclass
 class QuarterhourPolicy:
@@ -62,7 +64,7 @@ class QuarterhourPolicy:
             handoff_s=snapshot.handoff_s,
             limits=self.limits,
         )
-        rider_weight = _rider_time_price(snapshot)
+        rider_weight = _rider_time_price(snapshot, geometry)
         pairs = price_pairs(
             bundles,
             rider_modes=snapshot.rider_modes,
@@ -178,6 +180,16 @@ class _Geometry:
         # the fastest mode serving each shop (by speed), for the cycle estimate
         speed_by_rider = np.where(snapshot.rider_serves, speeds[snapshot.rider_modes][:, None], 0.0)
         self.shop_fastest_mode = snapshot.rider_modes[speed_by_rider.argmax(axis=0)]
+        # when each rider's current or next shift starts, and who works within the hour ahead
+        ends_s = snapshot.rider_shift_ends_s
+        upcoming = (ends_s >= snapshot.now_s) & (snapshot.rider_shift_starts_s >= 0)
+        self.rider_next_shift_s = np.where(
+            upcoming, snapshot.rider_shift_starts_s, np.iinfo(np.int64).max // 4
+        ).min(axis=1)
+        self.rider_active = (
+            np.maximum(self.rider_next_shift_s, snapshot.rider_free_s)
+            <= snapshot.now_s + ACTIVE_WITHIN_S
+        )
 
 
 def _deferral_costs(
@@ -194,8 +206,10 @@ def _deferral_costs(
     fastest = geometry.shop_fastest_mode[shops]
     one_way_s = geometry.shop_order_s[fastest, shops, np.arange(snapshot.n_orders)]
     serving = snapshot.rider_serves[:, shops]
-    at_shop_s = (
-        np.maximum(snapshot.rider_free_s, snapshot.now_s)[:, None] + geometry.rider_shop_s[:, shops]
+    at_shop_s = np.maximum(
+        np.maximum(snapshot.rider_free_s, snapshot.now_s)[:, None]
+        + geometry.rider_shop_s[:, shops],
+        geometry.rider_next_shift_s[:, None],
     )
     back_at_shop_s = np.where(serving, at_shop_s, np.iinfo(np.int64).max // 4).min(
         axis=0, initial=np.iinfo(np.int64).max // 4
@@ -203,7 +217,7 @@ def _deferral_costs(
     cycle_s = 2 * one_way_s + snapshot.pickup_s + snapshot.handoff_s
     # orders at least as urgent as this one, against what the riders serving it carry a round
     urgency = np.argsort(np.argsort(snapshot.order_promised_s, kind="stable"), kind="stable")
-    riders_serving = np.maximum(1, serving.sum(axis=0))
+    riders_serving = np.maximum(1, (serving & geometry.rider_active[:, None]).sum(axis=0))
     rounds = np.maximum(1.0, (urgency + 1) / (riders_serving * batch_guess))
     start_s = np.maximum(
         back_at_shop_s + (rounds * cycle_s).astype(np.int64), snapshot.order_ready_s
@@ -217,13 +231,13 @@ def _deferral_costs(
     return np.where(serving.any(axis=0), costs, 0).astype(np.int64)
 
 
-def _rider_time_price(snapshot: Snapshot) -> int:
+def _rider_time_price(snapshot: Snapshot, geometry: _Geometry) -> int:
     """The cost of one second of rider time: its own weight plus the queue it holds up.
 
     When more orders wait than riders can take in one round, every second a rider spends
     delays the orders queued behind it; its price is the click-to-door cost of that delay.
     """
-    n_riders = max(1, int(snapshot.rider_serves.any(axis=1).sum()))
+    n_riders = max(1, int(geometry.rider_active.sum()))
     queued_per_rider = max(0, snapshot.n_orders - n_riders) / n_riders
     return RIDER_WEIGHT + round(CLICK_TO_DOOR_WEIGHT * queued_per_rider)
 

@@ -225,12 +225,30 @@ def staff_to_demand(
         after = coverage + masks
         # One more half hour with someone on shift outweighs any gain in share (<= 48).
         shortfall = np.maximum(0.0, share - after).sum(axis=1)
-        shortfall += _HALF_HOURS * (must & (after == 0)).sum(axis=1)
+        shortfall += (_HALF_HOURS + 1) * (must & (after == 0)).sum(axis=1)
         best = np.flatnonzero(shortfall <= shortfall.min() + 1e-9)
         pick = int(best[rng.integers(best.size)])
-        chosen.append(templates[pick])
+        chosen.append(pick)
         coverage += masks[pick]
-    return chosen
+
+    # then swap one rider's template at a time while that lowers the shortfall (the greedy
+    # alone can leave a peak, such as breakfast, to a single rider)
+    def cost(cover: np.ndarray) -> float:
+        lone = (_HALF_HOURS + 1) * (must & (cover == 0)).sum(axis=-1)
+        return np.maximum(0.0, share - cover).sum(axis=-1) + lone
+
+    improved = True
+    while improved:
+        improved = False
+        for i, current in enumerate(chosen):
+            trial = coverage - masks[current] + masks
+            costs = cost(trial)
+            best_pick = int(np.argmin(costs))
+            if costs[best_pick] < cost(coverage) - 1e-9:
+                chosen[i] = best_pick
+                coverage = trial[best_pick]
+                improved = True
+    return [templates[pick] for pick in chosen]
 
 
 def _corner_store(rng: np.random.Generator) -> tuple[list[Record], list[str], list[Record]]:
@@ -266,9 +284,11 @@ def _circle(rng: np.random.Generator) -> tuple[list[Record], list[str], list[Rec
 def _corner_riders(
     rng: np.random.Generator, shops: list[Record], kinds: list[str], demand: np.ndarray
 ) -> list[Record]:
-    """Four e-bike riders and, with five riders, a walker on a short split at the peaks."""
+    """Four or five riders: four on e-bikes, the fifth a walker on a short split shift at the
+    lunch and dinner peaks, staffed first; the e-bikes are staffed around the walker."""
     need = demand.sum(axis=0)
-    walkers = staff_to_demand(rng, need, 1, _WALKER_SHIFTS) if rng.integers(4, 6) == 5 else []
+    n_riders = int(rng.integers(4, 6))
+    walkers = staff_to_demand(rng, need, n_riders - 4, _WALKER_SHIFTS)
     on_shift = sum((_half_hours(template) for template in walkers), np.zeros(_HALF_HOURS))
     templates = staff_to_demand(rng, need, 4, _templates(kinds), on_shift) + walkers
     modes = ["ebike"] * 4 + ["walk"] * len(walkers)
@@ -316,20 +336,20 @@ def _deal(
     turn, the one that spends the largest part of its time in half hours when orders arrive
     at its shops, among those the riders serving every shop can spare (they alone keep
     someone on shift whenever orders can arrive); the others get the rest in staffing order."""
-    masks = [_half_hours(template) for template in picks]
+    masks = [_half_hours(template).astype(int) for template in picks]
     must = _per_half_hour(demand.sum(axis=0)) > 0
     left = list(range(len(picks)))
     dealt: dict[int, int] = {}
     for rider, shops_served in enumerate(served):
         if len(shops_served) == demand.shape[0]:
             continue
-        busy = _per_half_hour(demand[shops_served].sum(axis=0)) > 0
+        busy = (_per_half_hour(demand[shops_served].sum(axis=0)) > 0).astype(int)
         spare = [
             k
             for k in left
-            if np.all(~must | (sum((masks[j] for j in left if j != k), on_shift) > 0))
+            if np.all(~must | (sum((masks[j] for j in left if j != k), on_shift.astype(int)) > 0))
         ]
-        best = max(spare or left, key=lambda k: ((masks[k] & busy).sum() / masks[k].sum(), -k))
+        best = max(spare or left, key=lambda k: ((masks[k] * busy).sum() / masks[k].sum(), -k))
         dealt[rider] = best
         left.remove(best)
     rest = iter(left)
