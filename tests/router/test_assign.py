@@ -1,0 +1,126 @@
+"""Choosing disjoint (bundle, rider) pairs: greedy, shortlist and CP-SAT."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from router.assign import Pairs, greedy_choice, shortlist_pairs, solve_choice
+from router.bundles import Bundles
+
+
+def _bundles(members: list[list[int]], max_stops: int = 3) -> Bundles:
+    orders = np.full((len(members), max_stops), -1, dtype=np.int64)
+    for b, row in enumerate(members):
+        orders[b, : len(row)] = row
+    n = len(members)
+    zeros = np.zeros(n, dtype=np.int64)
+    return Bundles(
+        orders=orders,
+        n_stops=np.array([len(m) for m in members], dtype=np.int64),
+        shops=zeros,
+        sizes=np.array([len(m) for m in members], dtype=np.int64),
+        ready_s=zeros,
+        sequences=np.zeros((n, 3, max_stops), dtype=np.int64),
+        offsets_s=np.zeros((n, 3, max_stops), dtype=np.int64),
+    )
+
+
+def _pairs(bundles: list[int], riders: list[int], costs: list[int]) -> Pairs:
+    n = len(bundles)
+    zeros = np.zeros(n, dtype=np.int64)
+    return Pairs(
+        bundles=np.array(bundles, dtype=np.int64),
+        riders=np.array(riders, dtype=np.int64),
+        leave_s=zeros,
+        arrive_shop_s=zeros,
+        depart_s=zeros,
+        costs=np.array(costs, dtype=np.int64),
+    )
+
+
+# Bundle 0 = {o0, o1}, bundle 1 = {o0}, bundle 2 = {o1}. Greedy takes rider 0 with both
+# orders (-10) and leaves rider 1 idle; the optimum splits them (-7 - 7 = -14).
+TRAP_BUNDLES = _bundles([[0, 1], [0], [1]])
+TRAP_PAIRS = _pairs(bundles=[0, 1, 2], riders=[0, 0, 1], costs=[-10, -7, -7])
+
+
+def _is_disjoint(pairs: Pairs, bundles: Bundles, chosen: np.ndarray) -> bool:
+    riders = pairs.riders[chosen].tolist()
+    members = [o for p in chosen for o in bundles.orders[pairs.bundles[p]] if o >= 0]
+    return len(set(riders)) == len(riders) and len(set(members)) == len(members)
+
+
+def test_greedy_takes_best_first_and_stays_disjoint() -> None:
+    """The greedy plan takes the cheapest pair first and never reuses an order or a rider."""
+    chosen = greedy_choice(TRAP_PAIRS, TRAP_BUNDLES, n_orders=2, n_riders=2)
+    assert chosen.tolist() == [0]
+    assert _is_disjoint(TRAP_PAIRS, TRAP_BUNDLES, chosen)
+
+
+def test_cp_sat_beats_the_greedy_trap() -> None:
+    """CP-SAT finds the optimum where the greedy plan is stuck."""
+    chosen, method = solve_choice(
+        TRAP_PAIRS, TRAP_BUNDLES, 2, 2, seed=0, deterministic_limit=1.0, time_limit_s=5.0
+    )
+    assert method == "cp-sat"
+    assert sorted(chosen.tolist()) == [1, 2]
+    assert int(TRAP_PAIRS.costs[chosen].sum()) == -14
+
+
+def test_solver_without_time_falls_back_to_greedy() -> None:
+    """With no time at all, the answer is the greedy plan, never nothing."""
+    chosen, method = solve_choice(
+        TRAP_PAIRS, TRAP_BUNDLES, 2, 2, seed=0, deterministic_limit=0.0, time_limit_s=1e-9
+    )
+    if method == "greedy":
+        assert chosen.tolist() == [0]
+    else:  # the presolve alone may already prove the optimum
+        assert int(TRAP_PAIRS.costs[chosen].sum()) == -14
+
+
+def test_random_choices_are_disjoint_deterministic_and_no_worse_than_greedy() -> None:
+    """On random instances the solver's plan is disjoint, repeatable and at least as good."""
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n_orders, n_riders = 12, 4
+        members = [
+            sorted(rng.choice(n_orders, int(rng.integers(1, 4)), replace=False).tolist())
+            for _ in range(30)
+        ]
+        bundles = _bundles(members)
+        n_pairs = 60
+        pairs = _pairs(
+            bundles=rng.integers(0, 30, n_pairs).tolist(),
+            riders=rng.integers(0, n_riders, n_pairs).tolist(),
+            costs=(-rng.integers(1, 1000, n_pairs)).tolist(),
+        )
+        greedy = greedy_choice(pairs, bundles, n_orders, n_riders)
+        first, _ = solve_choice(
+            pairs, bundles, n_orders, n_riders, seed=3, deterministic_limit=1.0, time_limit_s=5.0
+        )
+        second, _ = solve_choice(
+            pairs, bundles, n_orders, n_riders, seed=3, deterministic_limit=1.0, time_limit_s=5.0
+        )
+        assert _is_disjoint(pairs, bundles, first)
+        assert first.tolist() == second.tolist()
+        assert pairs.costs[first].sum() <= pairs.costs[greedy].sum()
+
+
+def test_shortlist_keeps_the_greedy_plan_and_bounds_each_rider() -> None:
+    """The shortlist holds the greedy pairs and the best few pairs of every rider and order."""
+    rng = np.random.default_rng(11)
+    members = [[int(o)] for o in rng.integers(0, 40, 200)]
+    bundles = _bundles(members)
+    pairs = _pairs(
+        bundles=list(range(200)),
+        riders=rng.integers(0, 5, 200).tolist(),
+        costs=(-rng.integers(1, 1000, 200)).tolist(),
+    )
+    short = shortlist_pairs(pairs, bundles, 40, 5, per_rider=4, per_order=1)
+    greedy = greedy_choice(pairs, bundles, 40, 5)
+    kept = set(zip(short.bundles.tolist(), short.riders.tolist(), strict=True))
+    for p in greedy:
+        assert (int(pairs.bundles[p]), int(pairs.riders[p])) in kept
+    covered = {int(bundles.orders[b, 0]) for b in short.bundles}
+    assert covered == {int(bundles.orders[b, 0]) for b in pairs.bundles}
+    assert short.n_pairs < pairs.n_pairs
