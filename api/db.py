@@ -1,0 +1,74 @@
+"""Database engines: SQLite (embedded default) and PostgreSQL (production).
+
+SQLite runs in WAL mode with a ``busy_timeout``; pysqlite's own transaction handling is switched
+off and SQLAlchemy emits the ``BEGIN`` itself (the recipe of SQLAlchemy's SQLite dialect
+documentation, "Enabling Non-Legacy SQLite Transactional Modes"), so that a write transaction
+starts with ``BEGIN IMMEDIATE``: it takes the write lock at its first statement, and two writers
+queue on the busy timeout instead of failing half-way. Read transactions use a plain deferred
+``BEGIN``, which in WAL mode never blocks nor is blocked by a writer.
+
+Tables are created from ``SQLModel.metadata`` at start; Alembic migrations replace this later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlmodel import SQLModel, create_engine
+
+from api import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+# Execution option naming the statement that opens a SQLite transaction.
+SQLITE_BEGIN_OPTION = "quarterhour_sqlite_begin"
+BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    """Whether ``engine`` talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def create_db_engine(database_url: str, *, sqlite_busy_timeout_ms: int = 5_000) -> Engine:
+    """An engine for ``database_url``; for SQLite also the parent folder of the file."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (see ``_on_begin``).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # FULL: an acknowledged order survives a power cut, not only a crash of the process.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(
+            connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN")
+        )
+
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine for write transactions (``BEGIN IMMEDIATE`` on SQLite)."""
+    if not is_sqlite(engine):
+        return engine
+    return engine.execution_options(**{SQLITE_BEGIN_OPTION: BEGIN_IMMEDIATE})
+
+
+def create_tables(engine: Engine) -> None:
+    """Create every table that does not exist yet (idempotent)."""
+    SQLModel.metadata.create_all(engine)

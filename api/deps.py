@@ -1,0 +1,87 @@
+"""Dependencies of the routes, as ``Annotated`` aliases (``SessionDep``, ``CurrentShopDep``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from api.config import Settings
+from api.db import writer
+from api.errors import AppError
+from api.models import ApiKey, Shop
+from api.security import hash_api_key, tokens_equal
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+bearer = HTTPBearer(auto_error=False, description="A shop API key, or the admin token.")
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request; a request that may write runs in a write transaction."""
+    engine = get_engine(request)
+    if request.method not in READ_METHODS:
+        engine = writer(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+def get_now(request: Request) -> datetime:
+    """The service's clock (timezone-aware UTC); tests may replace ``app.state.clock``."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock().astimezone(UTC)
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SessionDep = Annotated[Session, Depends(get_session)]
+NowDep = Annotated[datetime, Depends(get_now)]
+CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _unauthorized(message: str) -> AppError:
+    return AppError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+
+
+def require_admin(settings: SettingsDep, credentials: CredentialsDep) -> None:
+    """The request carries the admin token (``QUARTERHOUR_ADMIN_TOKEN``)."""
+    if settings.admin_token is None or not settings.admin_token.get_secret_value():
+        raise _unauthorized("admin operations are disabled: QUARTERHOUR_ADMIN_TOKEN is not set")
+    if credentials is None:
+        raise _unauthorized("missing Authorization: Bearer <admin token>")
+    if not tokens_equal(credentials.credentials, settings.admin_token.get_secret_value()):
+        raise _unauthorized("invalid admin token")
+
+
+def get_current_shop(session: SessionDep, credentials: CredentialsDep) -> Shop:
+    """The shop whose live API key the request carries."""
+    if credentials is None:
+        raise _unauthorized("missing Authorization: Bearer <shop API key>")
+    key_sha256 = hash_api_key(credentials.credentials)
+    api_key = session.exec(select(ApiKey).where(ApiKey.key_sha256 == key_sha256)).first()
+    if api_key is None or api_key.revoked_at is not None:
+        raise _unauthorized("invalid or revoked API key")
+    shop = session.get(Shop, api_key.shop_id)
+    if shop is None:  # pragma: no cover - the foreign key forbids it
+        raise _unauthorized("invalid or revoked API key")
+    return shop
+
+
+AdminDep = Depends(require_admin)
+CurrentShopDep = Annotated[Shop, Depends(get_current_shop)]

@@ -1,0 +1,72 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+Run it with ``uvicorn --factory api.main:create_app`` (settings from ``QUARTERHOUR_*``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+
+from api.config import Settings, get_settings
+from api.db import create_db_engine, create_tables
+from api.deps import EngineDep
+from api.engine import warm_up
+from api.errors import BodySizeLimit, install_error_handlers
+from api.models import ErrorPublic, utc_now
+from api.routes import orders, shops
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorPublic} for status in (400, 401, 404, 409, 413, 422, 503)
+}
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get("/healthz")
+def healthz(engine: EngineDep) -> dict[str, str]:
+    """The service is up and its database answers."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return {"status": "ok"}
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], datetime] = utc_now
+) -> FastAPI:
+    """A service instance on ``settings`` (default: from the environment) and ``clock``."""
+    settings = settings or get_settings()
+    engine = create_db_engine(
+        settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        create_tables(engine)
+        warm_up()
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Quarterhour",
+        summary="Routes the online orders of neighbourhood shops to their riders.",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.clock = clock
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+
+    v1 = APIRouter(prefix="/v1")
+    v1.include_router(shops.router)
+    v1.include_router(orders.router)
+    app.include_router(v1)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,298 @@
+"""Orders: idempotent intake, reads, lists, cancellation and the append-only event history."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from api.deps import CurrentShopDep, NowDep, SessionDep
+from api.engine import walk_s
+from api.errors import AppError, not_found
+from api.models import (
+    CANCELLABLE,
+    IdempotencyRecord,
+    Order,
+    OrderCancel,
+    OrderCreate,
+    OrderEvent,
+    OrderEventPublic,
+    OrderEventsPublic,
+    OrderPublic,
+    OrdersPublic,
+    OrderStatus,
+    Shop,
+)
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+# Intake retries when a concurrent request committed the same order or key first (PostgreSQL;
+# on SQLite the write transaction is serialised by BEGIN IMMEDIATE).
+MAX_INTAKE_ATTEMPTS = 3
+# How far after placing an order its ready time may be.
+MAX_READY_AHEAD = timedelta(days=1)
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Retries with the same key and body get the same response; "
+        "the same key with another body gets 422 `idempotency_key_reused`.",
+    ),
+]
+
+
+def request_sha256(order_in: OrderCreate) -> str:
+    """Fingerprint of a request body, insensitive to key order and whitespace."""
+    canonical = json.dumps(order_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"POST /v1/orders\n{canonical}".encode()).hexdigest()
+
+
+def add_event(session: Session, order: Order, kind: str, at: datetime, note: str | None) -> None:
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            shop_id=order.shop_id,
+            kind=kind,
+            status=order.status,
+            at=at,
+            note=note,
+        )
+    )
+
+
+def check_in_circle(shop: Shop, order_in: OrderCreate) -> None:
+    """422 ``outside_service_area`` unless the drop-off is within the shop's walking circle."""
+    walking_s = walk_s(shop.lat, shop.lon, order_in.dropoff_lat, order_in.dropoff_lon)
+    if walking_s > shop.circle_walk_min * 60:
+        raise AppError(
+            422,
+            "outside_service_area",
+            f"the drop-off is a {walking_s / 60:.1f}-minute walk from the shop ({walking_s} s); "
+            f"the shop serves a {shop.circle_walk_min}-minute walk",
+        )
+
+
+def ready_time(order_in: OrderCreate, placed_at: datetime) -> datetime:
+    if order_in.picking_min is not None:
+        return placed_at + timedelta(minutes=order_in.picking_min)
+    if order_in.ready_at is None:
+        return placed_at
+    if order_in.ready_at > placed_at + MAX_READY_AHEAD:
+        raise AppError(
+            422,
+            "ready_at_out_of_range",
+            f"ready_at {order_in.ready_at.isoformat()} is more than a day after now",
+        )
+    return max(order_in.ready_at, placed_at)
+
+
+def _take_order(
+    session: Session,
+    shop: Shop,
+    order_in: OrderCreate,
+    idempotency_key: str | None,
+    fingerprint: str,
+    now: datetime,
+) -> tuple[int, dict[str, Any], bool]:
+    """``(status, body, replayed)`` of one intake attempt, flushed but not committed."""
+    if idempotency_key is not None:
+        record = session.exec(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.shop_id == shop.id, IdempotencyRecord.key == idempotency_key
+            )
+        ).first()
+        if record is not None:
+            if record.request_sha256 != fingerprint:
+                raise AppError(
+                    422,
+                    "idempotency_key_reused",
+                    f"Idempotency-Key {idempotency_key!r} was used before with a different body",
+                )
+            return record.response_status, json.loads(record.response_body), True
+
+    order = session.exec(
+        select(Order).where(
+            Order.shop_id == shop.id,
+            Order.source == order_in.source,
+            Order.external_id == order_in.external_id,
+        )
+    ).first()
+    status_code = 200
+    if order is None:
+        check_in_circle(shop, order_in)
+        order = Order.model_validate(
+            order_in,
+            update={
+                "shop_id": shop.id,
+                "status": OrderStatus.pending.value,
+                "placed_at": now,
+                "ready_at": ready_time(order_in, now),
+                "promised_at": now + timedelta(minutes=shop.promise_min),
+                "updated_at": now,
+            },
+        )
+        session.add(order)
+        session.flush()
+        add_event(session, order, "placed", now, None)
+        status_code = 201
+    body = OrderPublic.model_validate(order).model_dump(mode="json")
+    if idempotency_key is not None:
+        session.add(
+            IdempotencyRecord(
+                shop_id=shop.id,
+                key=idempotency_key,
+                request_sha256=fingerprint,
+                response_status=status_code,
+                response_body=json.dumps(body),
+                created_at=now,
+            )
+        )
+    session.flush()
+    return status_code, body, False
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=OrderPublic,
+    responses={
+        200: {
+            "model": OrderPublic,
+            "description": "This shop already has an order with this (source, external_id): "
+            "that order, unchanged (the first accepted version wins).",
+        },
+        201: {"description": "The order was accepted and is durable."},
+    },
+)
+def create_order(
+    order_in: OrderCreate,
+    session: SessionDep,
+    shop: CurrentShopDep,
+    now: NowDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Take an order: 201 when new, 200 when its ``(source, external_id)`` is known already.
+
+    Drop-offs outside the shop's walking circle get 422 ``outside_service_area``. The promised
+    time is the placing time plus the shop's ``promise_min``.
+    """
+    fingerprint = request_sha256(order_in)
+    for attempt in range(MAX_INTAKE_ATTEMPTS):
+        try:
+            status_code, body, replayed = _take_order(
+                session, shop, order_in, idempotency_key, fingerprint, now
+            )
+            session.commit()
+            break
+        except IntegrityError:
+            # A concurrent request committed this order or this key first: read what it wrote.
+            session.rollback()
+            if attempt == MAX_INTAKE_ATTEMPTS - 1:
+                raise AppError(
+                    409, "conflict", "the order is being written by a concurrent request; retry"
+                ) from None
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return JSONResponse(body, status_code, headers=headers)
+
+
+def get_own_order(
+    session: Session, shop: Shop, order_id: uuid.UUID, *, lock: bool = False
+) -> Order:
+    """The order ``order_id`` of ``shop``; 404 when it is missing or another shop's."""
+    order = session.get(Order, order_id, with_for_update=lock)
+    if order is None or order.shop_id != shop.id:
+        raise not_found("order")
+    return order
+
+
+def as_utc(value: datetime, field: str) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise AppError(422, "validation_error", f"{field}: out of range") from None
+
+
+@router.get("")
+def list_orders(
+    session: SessionDep,
+    shop: CurrentShopDep,
+    status: OrderStatus | None = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Only orders changed at or after this instant.")
+    ] = None,
+    skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> OrdersPublic:
+    """The shop's orders, oldest first; ``count`` is the number matching the filters."""
+    conditions = [col(Order.shop_id) == shop.id]
+    if status is not None:
+        conditions.append(col(Order.status) == status.value)
+    if since is not None:
+        conditions.append(col(Order.updated_at) >= as_utc(since, "since"))
+    count = session.exec(select(func.count()).select_from(Order).where(*conditions)).one()
+    orders = session.exec(
+        select(Order)
+        .where(*conditions)
+        .order_by(col(Order.placed_at), col(Order.id))
+        .offset(skip)
+        .limit(limit)
+    ).all()
+    return OrdersPublic(data=[OrderPublic.model_validate(order) for order in orders], count=count)
+
+
+@router.get("/{order_id}")
+def read_order(order_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -> OrderPublic:
+    return OrderPublic.model_validate(get_own_order(session, shop, order_id))
+
+
+@router.post("/{order_id}/cancel")
+def cancel_order(
+    order_id: uuid.UUID,
+    session: SessionDep,
+    shop: CurrentShopDep,
+    now: NowDep,
+    cancel_in: OrderCancel | None = None,
+) -> OrderPublic:
+    """Cancel a pending or assigned order; cancelling a cancelled order changes nothing."""
+    order = get_own_order(session, shop, order_id, lock=True)
+    if order.status == OrderStatus.cancelled:
+        return OrderPublic.model_validate(order)
+    if order.status not in CANCELLABLE:
+        raise AppError(
+            409,
+            "order_not_cancellable",
+            f"the order is {order.status}; only pending or assigned orders can be cancelled",
+        )
+    order.status = OrderStatus.cancelled.value
+    order.updated_at = now
+    session.add(order)
+    add_event(session, order, "cancelled", now, cancel_in.reason if cancel_in else None)
+    session.commit()
+    return OrderPublic.model_validate(order)
+
+
+@router.get("/{order_id}/events")
+def list_order_events(
+    order_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep
+) -> OrderEventsPublic:
+    """The order's history, oldest first (append-only)."""
+    order = get_own_order(session, shop, order_id)
+    events = session.exec(
+        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(col(OrderEvent.id))
+    ).all()
+    return OrderEventsPublic(
+        data=[OrderEventPublic.model_validate(event) for event in events], count=len(events)
+    )

@@ -1,0 +1,80 @@
+"""Helpers of the API tests: request bodies, a fake clock, shop handles and error checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, text
+
+ADMIN_TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+# Wanrun 24h, Lianyungang (DESIGN.md's scenario example) and a drop-off about 8 minutes' walk away.
+SHOP_LAT, SHOP_LON = 34.5965, 119.2215
+INSIDE_LAT, INSIDE_LON = 34.6001, 119.2250
+# About 2.6 km north: a 43-minute walk by DESIGN's rule.
+OUTSIDE_LAT, OUTSIDE_LON = 34.6200, 119.2215
+START = datetime(2026, 11, 29, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@dataclass
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class ShopHandle:
+    """A shop created through the API, with its first key."""
+
+    id: str
+    key: str
+    body: dict[str, Any]
+    headers: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.headers = {"Authorization": f"Bearer {self.key}"}
+
+
+def shop_body(**overrides: Any) -> dict[str, Any]:
+    return {"name": "Wanrun 24h", "lat": SHOP_LAT, "lon": SHOP_LON, **overrides}
+
+
+def order_body(**overrides: Any) -> dict[str, Any]:
+    return {
+        "source": "pos",
+        "external_id": "A-1001",
+        "dropoff_lat": INSIDE_LAT,
+        "dropoff_lon": INSIDE_LON,
+        "address": "3-2-501 Haitang Road",
+        "size_bags": 2,
+        **overrides,
+    }
+
+
+def assert_error(response: Any, status_code: int, code: str | None = None) -> dict[str, Any]:
+    """The response is an error with exactly ``{"code", "message"}`` (and the given code)."""
+    assert response.status_code == status_code, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"code", "message"}, body
+    assert isinstance(body["code"], str) and body["code"]
+    assert isinstance(body["message"], str) and body["message"]
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def count_rows(engine: Engine, table: str, where: str = "", **params: Any) -> int:
+    with engine.connect() as connection:
+        sql = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {where}" if where else "")
+        return int(connection.execute(text(sql), params).scalar_one())
