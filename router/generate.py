@@ -233,9 +233,10 @@ def staff_to_demand(
 
     # then swap one rider's template at a time while that lowers the shortfall (the greedy
     # alone can leave a peak, such as breakfast, to a single rider)
-    def cost(cover: np.ndarray) -> float:
+    def cost(cover: np.ndarray) -> np.ndarray:
+        """The shortfall of each coverage row (or of one coverage, as a 0-d array)."""
         lone = (_HALF_HOURS + 1) * (must & (cover == 0)).sum(axis=-1)
-        return np.maximum(0.0, share - cover).sum(axis=-1) + lone
+        return np.asarray(np.maximum(0.0, share - cover).sum(axis=-1) + lone)
 
     improved = True
     while improved:
