@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench bench-vrp lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP)  # about 25 minutes on 2 cores
 	$(BIN)/python -m bench.simulation
+
+bench-vrp: $(STAMP)  # the ortools-vrp baseline on a dark-store and a circle day: about 30 minutes
+	$(BIN)/python -m bench.simulation --presets dark-store circle --seeds 1 \
+		--vrp-seeds 'dark-store:1;circle:1' --name simulation-vrp
 
 lint: $(STAMP)
 	$(BIN)/ruff check router api bench tests
