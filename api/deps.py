@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated
@@ -13,7 +14,7 @@ from sqlmodel import Session, select
 
 from api.config import Settings
 from api.db import writer
-from api.errors import AppError
+from api.errors import AppError, not_found
 from api.models import ApiKey, Shop
 from api.security import hash_api_key, tokens_equal
 
@@ -83,5 +84,27 @@ def get_current_shop(session: SessionDep, credentials: CredentialsDep) -> Shop:
     return shop
 
 
+def _is_admin(settings: Settings, credentials: HTTPAuthorizationCredentials) -> bool:
+    token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    return bool(token) and tokens_equal(credentials.credentials, token)
+
+
+def get_managed_shop(
+    shop_id: uuid.UUID, session: SessionDep, settings: SettingsDep, credentials: CredentialsDep
+) -> Shop:
+    """The shop ``shop_id`` when the request carries the admin token or a live key of that shop.
+
+    Another shop's key gets 404, as if the shop did not exist.
+    """
+    if credentials is not None and _is_admin(settings, credentials):
+        shop = session.get(Shop, shop_id)
+    else:
+        shop = get_current_shop(session, credentials)
+    if shop is None or shop.id != shop_id:
+        raise not_found("shop")
+    return shop
+
+
 AdminDep = Depends(require_admin)
 CurrentShopDep = Annotated[Shop, Depends(get_current_shop)]
+ManagedShopDep = Annotated[Shop, Depends(get_managed_shop)]

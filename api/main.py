@@ -18,7 +18,7 @@ from api.deps import EngineDep
 from api.engine import warm_up
 from api.errors import BodySizeLimit, install_error_handlers
 from api.models import ErrorPublic, utc_now
-from api.routes import orders, shops
+from api.routes import orders, quotes, riders, shops
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorPublic} for status in (400, 401, 404, 409, 413, 422, 503)
@@ -66,7 +66,9 @@ def create_app(
 
     v1 = APIRouter(prefix="/v1")
     v1.include_router(shops.router)
+    v1.include_router(quotes.router)
     v1.include_router(orders.router)
+    v1.include_router(riders.router)
     app.include_router(v1)
     app.include_router(health_router)
     return app

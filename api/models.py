@@ -8,11 +8,12 @@ Families follow the full-stack-fastapi-template: ``XBase`` (shared fields and th
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any
 
-from pydantic import AwareDatetime, ConfigDict, field_validator, model_validator
+from pydantic import AwareDatetime, ConfigDict, StrictBool, field_validator, model_validator
 from sqlalchemy import DateTime, Dialect, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -130,7 +131,41 @@ class ShopCreated(SQLModel):
     api_key: ApiKeyCreated
 
 
-# --- riders (routes come with the dispatch loop) ------------------------------------------------
+class ApiKeyPublic(SQLModel):
+    """A key as listed or revoked: never the key itself."""
+
+    id: uuid.UUID
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+# --- quotes -------------------------------------------------------------------------------------
+
+
+class QuoteCreate(InputModel):
+    dropoff_lat: float = Field(ge=-90.0, le=90.0)
+    dropoff_lon: float = Field(ge=-180.0, le=180.0)
+    size_bags: int = Field(default=1, ge=1, le=50)
+
+
+class QuotePublic(SQLModel):
+    """Whether the shop serves a drop-off, and the promise it could make if ordered now."""
+
+    inside_circle: bool
+    walk_s: int
+    circle_walk_min: int
+    size_bags: int
+    quoted_at: datetime
+    # ``quoted_at`` plus the shop's ``promise_min``; null outside the circle.
+    promised_at: datetime | None
+    promise_min: int
+    # The promise does not yet depend on the orders and riders of the moment.
+    accounts_for_load: bool = False
+    note: str
+
+
+# --- riders -------------------------------------------------------------------------------------
 
 
 class RiderMode(StrEnum):
@@ -157,6 +192,88 @@ class Rider(RiderBase, table=True):
     lon: float | None = None
     located_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime())
+
+
+# Bounds of a rider's declared shifts.
+MAX_SHIFTS = 50
+MAX_SHIFT = timedelta(hours=24)
+
+
+def to_utc(value: datetime) -> datetime:
+    """``value`` in UTC; an instant outside the representable range is a ``ValueError``."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
+
+
+class RiderCreate(RiderBase, InputModel):
+    """A new rider; ``shifts`` are ``[start, end]`` pairs, each under a day, not overlapping."""
+
+    shifts: list[tuple[AwareDatetime, AwareDatetime]] = Field(
+        default_factory=list, max_length=MAX_SHIFTS
+    )
+
+    @field_validator("shifts", mode="after")
+    @classmethod
+    def _check_shifts(
+        cls, shifts: list[tuple[datetime, datetime]]
+    ) -> list[tuple[datetime, datetime]]:
+        shifts = sorted((to_utc(start), to_utc(end)) for start, end in shifts)
+        for start, end in shifts:
+            shown = f"shift {start.isoformat()} to {end.isoformat()}"
+            if end <= start:
+                raise ValueError(f"{shown} does not end after it starts")
+            if end - start > MAX_SHIFT:
+                raise ValueError(f"{shown} is over 24 hours")
+        for (_, end), (start, _) in pairwise(shifts):
+            if start < end:
+                raise ValueError(f"shifts overlap at {start.isoformat()}")
+        return shifts
+
+
+class RiderShift(SQLModel, table=True):
+    """One declared shift of a rider (a table of its own: the riders table predates shifts)."""
+
+    __tablename__ = "rider_shifts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rider_id: uuid.UUID = Field(foreign_key="riders.id", index=True)
+    start_at: datetime = Field(sa_type=UTCDateTime())
+    end_at: datetime = Field(sa_type=UTCDateTime())
+
+
+class RiderPublic(RiderBase):
+    id: uuid.UUID
+    shop_id: uuid.UUID
+    on_duty: bool
+    lat: float | None
+    lon: float | None
+    located_at: datetime | None
+    created_at: datetime
+    shifts: list[tuple[datetime, datetime]]
+
+
+class RidersPublic(SQLModel):
+    data: list[RiderPublic]
+    count: int
+
+
+class RiderDuty(InputModel):
+    on_duty: StrictBool
+
+
+class RiderLocation(InputModel):
+    """A rider's position; ``at`` defaults to the time the service receives it."""
+
+    lat: float = Field(ge=-90.0, le=90.0)
+    lon: float = Field(ge=-180.0, le=180.0)
+    at: AwareDatetime | None = None
+
+    @field_validator("at", mode="after")
+    @classmethod
+    def _at_in_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else to_utc(value)
 
 
 # --- orders -------------------------------------------------------------------------------------

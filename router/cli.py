@@ -1,4 +1,4 @@
-"""The ``quarterhour`` command: generate scenarios and simulate days.
+"""The ``quarterhour`` command: generate scenarios, simulate days, serve the HTTP API.
 
 Bad input exits with status 2 and one line on stderr naming the problem.
 """
@@ -14,6 +14,7 @@ from router.scenario import ScenarioError, read_scenario
 from router.snapshot import Policy
 
 POLICIES = ("quarterhour", "nearest", "ortools-vrp")
+MAX_PORT = 65_535
 
 
 def make_policy(name: str, tick_s: int, vrp_time_limit_s: float = 1.0) -> Policy:
@@ -68,6 +69,26 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Run the service (``api.main:create_app``, settings from ``QUARTERHOUR_*``) under uvicorn."""
+    try:
+        port = int(args.port)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= MAX_PORT:
+        print(
+            f"quarterhour: serve: --port: expected an integer from 1 to {MAX_PORT}, "
+            f"got {args.port!r}",
+            file=sys.stderr,
+        )
+        return 2
+    # Imported here: ``import router`` must never import the service's dependencies.
+    import uvicorn
+
+    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=port)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quarterhour", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, required=True)
     gen.add_argument("--out", required=True, help="scenario file to write")
     gen.set_defaults(handler=_generate)
+    serve = commands.add_parser("serve", help="run the HTTP service (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", default="8000", help=f"TCP port, 1 to {MAX_PORT}")
+    serve.set_defaults(handler=_serve)
     return parser
 
 

@@ -1,14 +1,25 @@
-"""Shops: created by the admin with a first API key; read by the shop itself."""
+"""Shops: created by the admin with a first API key; read by the shop itself; keys added and
+revoked by the shop or the admin."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from fastapi import APIRouter
+from sqlmodel import Session, col, func, select
 
-from api.deps import AdminDep, CurrentShopDep, NowDep, SessionDep
-from api.errors import not_found
-from api.models import ApiKey, ApiKeyCreated, Shop, ShopCreate, ShopCreated, ShopPublic
+from api.deps import AdminDep, CurrentShopDep, ManagedShopDep, NowDep, SessionDep
+from api.errors import AppError, not_found
+from api.models import (
+    ApiKey,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    Shop,
+    ShopCreate,
+    ShopCreated,
+    ShopPublic,
+)
 from api.security import generate_api_key, hash_api_key, key_prefix
 
 router = APIRouter(prefix="/shops", tags=["shops"])
@@ -18,19 +29,23 @@ router = APIRouter(prefix="/shops", tags=["shops"])
 def create_shop(shop_in: ShopCreate, session: SessionDep, now: NowDep) -> ShopCreated:
     """Create a shop and its first API key (admin token). The key is shown only in this reply."""
     shop = Shop.model_validate(shop_in, update={"created_at": now})
+    session.add(shop)
+    session.flush()  # the shop row first: the key refers to it
+    api_key = add_api_key(session, shop, now)
+    session.commit()
+    return ShopCreated(shop=ShopPublic.model_validate(shop), api_key=api_key)
+
+
+def add_api_key(session: Session, shop: Shop, now: datetime) -> ApiKeyCreated:
+    """Store a new key of ``shop`` (hashed) and return it in clear, this once."""
     key = generate_api_key()
     api_key = ApiKey(
         shop_id=shop.id, key_sha256=hash_api_key(key), prefix=key_prefix(key), created_at=now
     )
-    session.add(shop)
-    session.flush()  # the shop row first: the key refers to it
     session.add(api_key)
-    session.commit()
-    return ShopCreated(
-        shop=ShopPublic.model_validate(shop),
-        api_key=ApiKeyCreated(
-            id=api_key.id, prefix=api_key.prefix, key=key, created_at=api_key.created_at
-        ),
+    session.flush()
+    return ApiKeyCreated(
+        id=api_key.id, prefix=api_key.prefix, key=key, created_at=api_key.created_at
     )
 
 
@@ -40,3 +55,41 @@ def read_shop(shop_id: uuid.UUID, shop: CurrentShopDep) -> ShopPublic:
     if shop.id != shop_id:
         raise not_found("shop")
     return ShopPublic.model_validate(shop)
+
+
+@router.post("/{shop_id}/keys", status_code=201)
+def create_api_key(shop: ManagedShopDep, session: SessionDep, now: NowDep) -> ApiKeyCreated:
+    """Add an API key to the shop (its own key or the admin token); the key is shown only here."""
+    api_key = add_api_key(session, shop, now)
+    session.commit()
+    return api_key
+
+
+@router.delete("/{shop_id}/keys/{key_id}")
+def revoke_api_key(
+    key_id: uuid.UUID, shop: ManagedShopDep, session: SessionDep, now: NowDep
+) -> ApiKeyPublic:
+    """Revoke a key: from now on it gets 401. Revoking a revoked key changes nothing.
+
+    The shop's last live key cannot be revoked (409 ``last_key``): create another one first.
+    """
+    # Lock the shop so that two requests cannot revoke its last two keys at once (PostgreSQL;
+    # SQLite serialises write transactions already).
+    session.get(Shop, shop.id, with_for_update=True)
+    api_key = session.get(ApiKey, key_id, with_for_update=True)
+    if api_key is None or api_key.shop_id != shop.id:
+        raise not_found("API key")
+    if api_key.revoked_at is None:
+        n_live = session.exec(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(col(ApiKey.shop_id) == shop.id, col(ApiKey.revoked_at).is_(None))
+        ).one()
+        if n_live <= 1:
+            raise AppError(
+                409, "last_key", "this is the shop's last live API key; create another one first"
+            )
+        api_key.revoked_at = now
+        session.add(api_key)
+        session.commit()
+    return ApiKeyPublic.model_validate(api_key)

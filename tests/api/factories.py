@@ -62,6 +62,10 @@ def order_body(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def rider_body(**overrides: Any) -> dict[str, Any]:
+    return {"name": "Li Wei", "mode": "ebike", "capacity_bags": 6, **overrides}
+
+
 def assert_error(response: Any, status_code: int, code: str | None = None) -> dict[str, Any]:
     """The response is an error with exactly ``{"code", "message"}`` (and the given code)."""
     assert response.status_code == status_code, response.text

@@ -24,6 +24,7 @@ from tests.api.factories import (
 
 JSON = {"Content-Type": "application/json"}
 MISSING = "00000000-0000-4000-8000-000000000000"
+QUOTE = {"dropoff_lat": 34.6001, "dropoff_lon": 119.2250}
 
 
 def raw_order(**fields: str) -> bytes:
@@ -109,6 +110,14 @@ ORDER_CASES = [
     case("cancel-unknown-field", "POST", f"/v1/orders/{MISSING}/cancel", json={"why": "x"}),
     case("cancel-long-reason", "POST", f"/v1/orders/{MISSING}/cancel", json={"reason": "r" * 201}),
     case("bad-shop-id", "GET", "/v1/shops/1"),
+    case("quote-nan-lat", "POST", "/v1/quotes", content=b'{"dropoff_lat": NaN, "dropoff_lon": 1}'),
+    case("quote-lat-91", "POST", "/v1/quotes", json={"dropoff_lat": 91, "dropoff_lon": 119.2}),
+    case("quote-missing-lon", "POST", "/v1/quotes", json={"dropoff_lat": 34.6}),
+    case("quote-size-0", "POST", "/v1/quotes", json={**QUOTE, "size_bags": 0}),
+    case("quote-unknown-field", "POST", "/v1/quotes", json={**QUOTE, "tip": 1}),
+    case("quote-array", "POST", "/v1/quotes", json=[QUOTE]),
+    case("riders-limit-0", "GET", "/v1/riders?limit=0"),
+    case("riders-on-duty-text", "GET", "/v1/riders?on_duty=maybe"),
 ]
 
 SHOP_CASES: list[tuple[str, dict[str, Any], str]] = [
@@ -165,7 +174,8 @@ def test_message_names_the_field_and_value(client: TestClient, shop: ShopHandle)
 
 
 def test_nothing_was_written(client: TestClient, shop: ShopHandle) -> None:
-    """After every bad request above there is still one shop, and no order nor event."""
+    """After every bad request above there is still one shop with one key, and no order nor
+    event."""
     engine = cast(FastAPI, client.app).state.engine
-    assert count_rows(engine, "shops") == 1
+    assert count_rows(engine, "shops") == count_rows(engine, "api_keys") == 1
     assert count_rows(engine, "orders") + count_rows(engine, "order_events") == 0

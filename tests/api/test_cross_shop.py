@@ -6,14 +6,24 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import Factory
-from tests.api.factories import assert_error, order_body
+from tests.api.factories import ADMIN, assert_error, order_body, rider_body
 
 # Every route that names an object of a shop, as (method, path template).
 ROUTES_WITH_IDS = {
     ("GET", "/v1/shops/{shop_id}"),
+    ("POST", "/v1/shops/{shop_id}/keys"),
+    ("DELETE", "/v1/shops/{shop_id}/keys/{key_id}"),
     ("GET", "/v1/orders/{order_id}"),
     ("POST", "/v1/orders/{order_id}/cancel"),
     ("GET", "/v1/orders/{order_id}/events"),
+    ("GET", "/v1/riders/{rider_id}"),
+    ("POST", "/v1/riders/{rider_id}/duty"),
+    ("POST", "/v1/riders/{rider_id}/location"),
+}
+# Valid bodies, so that the answer is about whose object it is, not about the body.
+BODIES = {
+    ("POST", "/v1/riders/{rider_id}/duty"): {"on_duty": True},
+    ("POST", "/v1/riders/{rider_id}/location"): {"lat": 34.6, "lon": 119.2},
 }
 
 
@@ -29,20 +39,52 @@ def test_every_route_with_an_id_is_covered(app: FastAPI) -> None:
 
 
 def test_other_shops_objects_are_404(client: TestClient, make_shop: Factory) -> None:
-    """Shop B's key gets 404 for shop A and each of A's orders, and A's order is untouched."""
+    """Shop B's key gets 404 for shop A and each of A's objects, and A's objects are untouched."""
     shop_a, shop_b = make_shop(), make_shop(name="Fruit corner")
     order = client.post("/v1/orders", json=order_body(), headers=shop_a.headers).json()
+    rider = client.post("/v1/riders", json=rider_body(), headers=shop_a.headers).json()
+    key_a = shop_a.body["api_key"]["id"]
     paths = {
         ("GET", "/v1/shops/{shop_id}"): f"/v1/shops/{shop_a.id}",
+        ("POST", "/v1/shops/{shop_id}/keys"): f"/v1/shops/{shop_a.id}/keys",
+        ("DELETE", "/v1/shops/{shop_id}/keys/{key_id}"): f"/v1/shops/{shop_a.id}/keys/{key_a}",
         ("GET", "/v1/orders/{order_id}"): f"/v1/orders/{order['id']}",
         ("POST", "/v1/orders/{order_id}/cancel"): f"/v1/orders/{order['id']}/cancel",
         ("GET", "/v1/orders/{order_id}/events"): f"/v1/orders/{order['id']}/events",
+        ("GET", "/v1/riders/{rider_id}"): f"/v1/riders/{rider['id']}",
+        ("POST", "/v1/riders/{rider_id}/duty"): f"/v1/riders/{rider['id']}/duty",
+        ("POST", "/v1/riders/{rider_id}/location"): f"/v1/riders/{rider['id']}/location",
     }
     assert set(paths) == ROUTES_WITH_IDS
-    for (method, _template), path in paths.items():
-        assert_error(client.request(method, path, headers=shop_b.headers), 404, "not_found")
+    for (method, template), path in paths.items():
+        response = client.request(
+            method, path, json=BODIES.get((method, template)), headers=shop_b.headers
+        )
+        assert_error(response, 404, "not_found")
     mine = client.get(f"/v1/orders/{order['id']}", headers=shop_a.headers).json()
     assert mine == order
+    assert client.get(f"/v1/riders/{rider['id']}", headers=shop_a.headers).json() == rider
+    assert client.get(f"/v1/shops/{shop_a.id}", headers=shop_a.headers).status_code == 200
+
+
+def test_other_shops_key_ids_are_404(client: TestClient, make_shop: Factory) -> None:
+    """Naming A's key under B's own path, with B's key or the admin token, is 404; it stays live."""
+    shop_a, shop_b = make_shop(), make_shop(name="Fruit corner")
+    client.post(f"/v1/shops/{shop_b.id}/keys", headers=shop_b.headers)  # B has two keys
+    path = f"/v1/shops/{shop_b.id}/keys/{shop_a.body['api_key']['id']}"
+    for headers in (shop_b.headers, ADMIN):
+        assert_error(client.delete(path, headers=headers), 404, "not_found")
+    assert client.get(f"/v1/shops/{shop_a.id}", headers=shop_a.headers).status_code == 200
+
+
+def test_lists_show_only_own_riders(client: TestClient, make_shop: Factory) -> None:
+    """Shop B's rider list is empty under every filter while shop A has a rider."""
+    shop_a, shop_b = make_shop(), make_shop(name="Fruit corner")
+    client.post("/v1/riders", json=rider_body(), headers=shop_a.headers)
+    for params in ({}, {"on_duty": "false"}, {"on_duty": "true"}):
+        listed = client.get("/v1/riders", params=params, headers=shop_b.headers).json()
+        assert listed == {"data": [], "count": 0}
+    assert client.get("/v1/riders", headers=shop_a.headers).json()["count"] == 1
 
 
 def test_lists_show_only_own_orders(client: TestClient, make_shop: Factory) -> None:

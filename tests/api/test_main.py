@@ -7,10 +7,17 @@ from fastapi.testclient import TestClient
 V1_PATHS = {
     "/v1/shops",
     "/v1/shops/{shop_id}",
+    "/v1/shops/{shop_id}/keys",
+    "/v1/shops/{shop_id}/keys/{key_id}",
+    "/v1/quotes",
     "/v1/orders",
     "/v1/orders/{order_id}",
     "/v1/orders/{order_id}/cancel",
     "/v1/orders/{order_id}/events",
+    "/v1/riders",
+    "/v1/riders/{rider_id}",
+    "/v1/riders/{rider_id}/duty",
+    "/v1/riders/{rider_id}/location",
 }
 
 

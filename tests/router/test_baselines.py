@@ -395,12 +395,16 @@ def test_ortools_with_a_tiny_time_limit_returns_a_decision() -> None:
     check_decision(s, decision)
 
 
-def test_ortools_is_deterministic() -> None:
+@pytest.mark.parametrize("first_solution", ["PARALLEL_CHEAPEST_INSERTION", "PATH_CHEAPEST_ARC"])
+def test_ortools_is_deterministic(first_solution: str) -> None:
     """The same snapshot and seed give the same decision (the search ends before its limit)."""
     s = fixture_snapshot()
 
     def plan() -> list[tuple]:
-        decision = OrToolsVrpPolicy(tick_s=TICK_S, time_limit_s=5.0, seed=7).decide(s)
+        policy = OrToolsVrpPolicy(
+            tick_s=TICK_S, time_limit_s=5.0, seed=7, first_solution=first_solution
+        )
+        decision = policy.decide(s)
         trips = [
             (t.rider, t.orders.tolist(), t.depart_s, t.delivered_s.tolist(), t.committed)
             for t in decision.trips
@@ -426,6 +430,12 @@ def test_ortools_reports_orders_nobody_can_serve() -> None:
 def test_ortools_always_follows_the_rules(s: Snapshot) -> None:
     """On random small snapshots OR-Tools commits only trips that follow the rules."""
     check_decision(s, OrToolsVrpPolicy(tick_s=TICK_S, time_limit_s=0.2).decide(s))
+
+
+def test_ortools_rejects_an_unknown_first_solution_strategy() -> None:
+    """A misspelt first-solution strategy is a ValueError naming the parameter."""
+    with pytest.raises(ValueError, match="first_solution"):
+        OrToolsVrpPolicy(first_solution="CHEAPEST_EVERYTHING")
 
 
 @pytest.mark.parametrize("policy", [NearestPolicy(), OrToolsVrpPolicy()])

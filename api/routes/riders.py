@@ -1,0 +1,137 @@
+"""Riders of a shop: registration, reads, going on or off duty, and reported positions.
+
+A rider belongs to one shop (``riders.shop_id``); a pool shared by the shops of a circle will
+need a link table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlmodel import Session, col, func, select
+
+from api.deps import CurrentShopDep, NowDep, SessionDep
+from api.errors import AppError, not_found
+from api.models import (
+    Rider,
+    RiderCreate,
+    RiderDuty,
+    RiderLocation,
+    RiderPublic,
+    RiderShift,
+    RidersPublic,
+    Shop,
+)
+
+router = APIRouter(prefix="/riders", tags=["riders"])
+
+# How far ahead of the service's clock a reported position may be (phones' clocks drift).
+MAX_LOCATION_AHEAD = timedelta(minutes=2)
+
+
+def rider_public(session: Session, rider: Rider) -> RiderPublic:
+    shifts = session.exec(
+        select(RiderShift).where(RiderShift.rider_id == rider.id).order_by(col(RiderShift.start_at))
+    ).all()
+    return RiderPublic.model_validate(
+        rider, update={"shifts": [(shift.start_at, shift.end_at) for shift in shifts]}
+    )
+
+
+def get_own_rider(
+    session: Session, shop: Shop, rider_id: uuid.UUID, *, lock: bool = False
+) -> Rider:
+    """The rider ``rider_id`` of ``shop``; 404 when missing or another shop's."""
+    rider = session.get(Rider, rider_id, with_for_update=lock)
+    if rider is None or rider.shop_id != shop.id:
+        raise not_found("rider")
+    return rider
+
+
+@router.post("", status_code=201)
+def create_rider(
+    rider_in: RiderCreate, session: SessionDep, shop: CurrentShopDep, now: NowDep
+) -> RiderPublic:
+    """Register a rider of the calling shop, off duty and with no known position."""
+    rider = Rider.model_validate(
+        rider_in.model_dump(exclude={"shifts"}), update={"shop_id": shop.id, "created_at": now}
+    )
+    session.add(rider)
+    session.flush()
+    for start_at, end_at in rider_in.shifts:
+        session.add(RiderShift(rider_id=rider.id, start_at=start_at, end_at=end_at))
+    session.commit()
+    return rider_public(session, rider)
+
+
+@router.get("")
+def list_riders(
+    session: SessionDep,
+    shop: CurrentShopDep,
+    on_duty: bool | None = None,
+    skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> RidersPublic:
+    """The shop's riders, oldest first; ``count`` is the number matching the filter."""
+    conditions = [col(Rider.shop_id) == shop.id]
+    if on_duty is not None:
+        conditions.append(col(Rider.on_duty) == on_duty)
+    count = session.exec(select(func.count()).select_from(Rider).where(*conditions)).one()
+    riders = session.exec(
+        select(Rider)
+        .where(*conditions)
+        .order_by(col(Rider.created_at), col(Rider.id))
+        .offset(skip)
+        .limit(limit)
+    ).all()
+    return RidersPublic(data=[rider_public(session, rider) for rider in riders], count=count)
+
+
+@router.get("/{rider_id}")
+def read_rider(rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -> RiderPublic:
+    return rider_public(session, get_own_rider(session, shop, rider_id))
+
+
+@router.post("/{rider_id}/duty")
+def set_duty(
+    rider_id: uuid.UUID, duty_in: RiderDuty, session: SessionDep, shop: CurrentShopDep
+) -> RiderPublic:
+    """Put the rider on duty (dispatch may give them trips) or off duty."""
+    rider = get_own_rider(session, shop, rider_id, lock=True)
+    if rider.on_duty != duty_in.on_duty:
+        rider.on_duty = duty_in.on_duty
+        session.add(rider)
+        session.commit()
+    return rider_public(session, rider)
+
+
+@router.post("/{rider_id}/location")
+def report_location(
+    rider_id: uuid.UUID,
+    location_in: RiderLocation,
+    session: SessionDep,
+    shop: CurrentShopDep,
+    now: NowDep,
+) -> RiderPublic:
+    """Store the rider's position and its time (``at``, default now).
+
+    A position older than the one stored is ignored (reports may arrive out of order); one more
+    than two minutes ahead of the service's clock gets 422 ``location_in_future``.
+    """
+    at = location_in.at or now
+    if at > now + MAX_LOCATION_AHEAD:
+        raise AppError(
+            422,
+            "location_in_future",
+            f"at {at.isoformat()} is more than 2 minutes after the service's clock "
+            f"({now.isoformat()})",
+        )
+    rider = get_own_rider(session, shop, rider_id, lock=True)
+    if rider.located_at is None or at >= rider.located_at:
+        rider.lat, rider.lon, rider.located_at = location_in.lat, location_in.lon, at
+        session.add(rider)
+        session.commit()
+    return rider_public(session, rider)

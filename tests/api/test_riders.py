@@ -1,0 +1,234 @@
+"""Tests of api/routes/riders.py: registration with shifts, reads, lists, duty and positions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from tests.api.factories import (
+    INSIDE_LAT,
+    INSIDE_LON,
+    START,
+    FakeClock,
+    ShopHandle,
+    assert_error,
+    count_rows,
+    rider_body,
+)
+
+
+def at(text_time: str) -> datetime:
+    return datetime.fromisoformat(text_time)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def post_rider(client: TestClient, shop: ShopHandle, **overrides: Any) -> dict[str, Any]:
+    response = client.post("/v1/riders", json=rider_body(**overrides), headers=shop.headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_create_rider(client: TestClient, shop: ShopHandle) -> None:
+    """POST /v1/riders: 201, the shop's rider, off duty, no position, no shifts by default."""
+    rider = post_rider(client, shop)
+    assert rider["shop_id"] == shop.id
+    assert (rider["name"], rider["mode"], rider["capacity_bags"]) == ("Li Wei", "ebike", 6)
+    assert rider["on_duty"] is False
+    assert (rider["lat"], rider["lon"], rider["located_at"]) == (None, None, None)
+    assert rider["shifts"] == []
+    assert at(rider["created_at"]) == START
+
+
+def test_shifts_are_stored_sorted_in_utc(client: TestClient, shop: ShopHandle) -> None:
+    """Shifts come back as [start, end] pairs in UTC, in time order, and survive a read."""
+    later = [iso(START + timedelta(hours=6)), iso(START + timedelta(hours=10))]
+    first = [iso(START), iso(START + timedelta(hours=4))]
+    rider = post_rider(client, shop, shifts=[later, first])
+    shifts = [[at(start), at(end)] for start, end in rider["shifts"]]
+    assert shifts == [[at(first[0]), at(first[1])], [at(later[0]), at(later[1])]]
+    assert all(at(value).utcoffset() == timedelta(0) for pair in rider["shifts"] for value in pair)
+    assert client.get(f"/v1/riders/{rider['id']}", headers=shop.headers).json() == rider
+
+
+@pytest.mark.parametrize(
+    "shifts",
+    [
+        pytest.param([[iso(START), iso(START)]], id="empty"),
+        pytest.param([[iso(START + timedelta(hours=1)), iso(START)]], id="backwards"),
+        pytest.param([[iso(START), iso(START + timedelta(hours=25))]], id="over-a-day"),
+        pytest.param(
+            [
+                [iso(START), iso(START + timedelta(hours=4))],
+                [iso(START + timedelta(hours=3)), iso(START + timedelta(hours=5))],
+            ],
+            id="overlap",
+        ),
+        pytest.param([[iso(START)]], id="one-end"),
+        pytest.param([[iso(START), iso(START), iso(START)]], id="three-ends"),
+        pytest.param([["2026-11-29T09:00:00", "2026-11-29T17:00:00"]], id="naive"),
+        pytest.param([["yesterday", "today"]], id="text"),
+        pytest.param([["0001-01-01T00:00:00+01:00", iso(START)]], id="year-1"),
+        pytest.param([[iso(START), iso(START + timedelta(hours=1))]] * 51, id="too-many"),
+        pytest.param({"start": iso(START)}, id="object"),
+    ],
+)
+def test_bad_shifts_are_422(
+    client: TestClient, shop: ShopHandle, engine: Engine, shifts: Any
+) -> None:
+    """Malformed, backwards, over-long or overlapping shifts get 422 and store no rider."""
+    response = client.post("/v1/riders", json=rider_body(shifts=shifts), headers=shop.headers)
+    body = assert_error(response, 422, "validation_error")
+    assert "shifts" in body["message"]
+    assert count_rows(engine, "riders") + count_rows(engine, "rider_shifts") == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"mode": "car"}, id="mode-car"),
+        pytest.param({"capacity_bags": 0}, id="capacity-0"),
+        pytest.param({"capacity_bags": 51}, id="capacity-51"),
+        pytest.param({"name": ""}, id="empty-name"),
+        pytest.param({"name": "n" * 101}, id="long-name"),
+        pytest.param({"name": "a\x00b"}, id="nul-name"),
+        pytest.param({"phone": "123"}, id="unknown-field"),
+        pytest.param({"on_duty": True}, id="on-duty-given"),
+        pytest.param({"shop_id": "00000000-0000-4000-8000-000000000000"}, id="shop-given"),
+    ],
+)
+def test_bad_rider_is_422(
+    client: TestClient, shop: ShopHandle, engine: Engine, fields: dict[str, Any]
+) -> None:
+    """Each bad rider body gets 422 and stores nothing."""
+    response = client.post("/v1/riders", json=rider_body(**fields), headers=shop.headers)
+    assert_error(response, 422, "validation_error")
+    assert count_rows(engine, "riders") == 0
+
+
+def test_every_mode_is_accepted(client: TestClient, shop: ShopHandle) -> None:
+    """walk, bike and ebike riders can be registered; capacity 1 is the least."""
+    for mode in ("walk", "bike", "ebike"):
+        assert post_rider(client, shop, mode=mode, capacity_bags=1)["mode"] == mode
+
+
+def test_list_riders(client: TestClient, shop: ShopHandle, clock: FakeClock) -> None:
+    """GET /v1/riders: {data, count}, oldest first, with an on_duty filter and paging."""
+    riders = []
+    for name in ("A", "B", "C"):
+        riders.append(post_rider(client, shop, name=name))
+        clock.advance(1)
+    client.post(f"/v1/riders/{riders[1]['id']}/duty", json={"on_duty": True}, headers=shop.headers)
+    listed = client.get("/v1/riders", headers=shop.headers).json()
+    assert listed["count"] == 3
+    assert [rider["name"] for rider in listed["data"]] == ["A", "B", "C"]
+    on = client.get("/v1/riders", params={"on_duty": "true"}, headers=shop.headers).json()
+    assert (on["count"], [rider["name"] for rider in on["data"]]) == (1, ["B"])
+    page = client.get("/v1/riders", params={"skip": 1, "limit": 1}, headers=shop.headers).json()
+    assert (page["count"], [rider["name"] for rider in page["data"]]) == (3, ["B"])
+
+
+def test_duty_on_and_off(client: TestClient, shop: ShopHandle) -> None:
+    """POST /v1/riders/{id}/duty switches on_duty; the same value twice changes nothing."""
+    rider = post_rider(client, shop)
+    url = f"/v1/riders/{rider['id']}/duty"
+    for value in (True, True, False):
+        response = client.post(url, json={"on_duty": value}, headers=shop.headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["on_duty"] is value
+    read = client.get(f"/v1/riders/{rider['id']}", headers=shop.headers).json()
+    assert read["on_duty"] is False
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"on_duty": "yes"}, {"on_duty": 1}, {"on_duty": None}, {"on_duty": True, "x": 1}]
+)
+def test_bad_duty_is_422(client: TestClient, shop: ShopHandle, body: dict[str, Any]) -> None:
+    """on_duty must be a JSON boolean, and nothing else is accepted."""
+    rider = post_rider(client, shop)
+    response = client.post(f"/v1/riders/{rider['id']}/duty", json=body, headers=shop.headers)
+    assert_error(response, 422, "validation_error")
+
+
+def test_location_is_stored_with_its_time(
+    client: TestClient, shop: ShopHandle, clock: FakeClock
+) -> None:
+    """A position without ``at`` is stamped with the service's clock; with ``at``, that time."""
+    rider = post_rider(client, shop)
+    url = f"/v1/riders/{rider['id']}/location"
+    clock.advance(60)
+    body = {"lat": INSIDE_LAT, "lon": INSIDE_LON}
+    moved = client.post(url, json=body, headers=shop.headers).json()
+    assert (moved["lat"], moved["lon"]) == (INSIDE_LAT, INSIDE_LON)
+    assert at(moved["located_at"]) == START + timedelta(seconds=60)
+    clock.advance(60)
+    given = iso(START + timedelta(seconds=100))
+    moved = client.post(url, json={"lat": 34.6, "lon": 119.22, "at": given}, headers=shop.headers)
+    assert (moved.json()["lat"], at(moved.json()["located_at"])) == (34.6, at(given))
+    assert client.get(f"/v1/riders/{rider['id']}", headers=shop.headers).json() == moved.json()
+
+
+def test_older_location_is_ignored(client: TestClient, shop: ShopHandle, clock: FakeClock) -> None:
+    """A position older than the stored one (out-of-order report) leaves the newer one."""
+    rider = post_rider(client, shop)
+    url = f"/v1/riders/{rider['id']}/location"
+    clock.advance(120)
+    client.post(url, json={"lat": 34.6, "lon": 119.22}, headers=shop.headers)
+    stale = {"lat": 34.0, "lon": 119.0, "at": iso(START)}
+    kept = client.post(url, json=stale, headers=shop.headers).json()
+    assert (kept["lat"], at(kept["located_at"])) == (34.6, START + timedelta(seconds=120))
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"lat": 91, "lon": 119.2}, "validation_error"),
+        ({"lat": 34.6, "lon": -181}, "validation_error"),
+        ({"lat": 34.6}, "validation_error"),
+        ({"lat": "north", "lon": 119.2}, "validation_error"),
+        ({"lat": 34.6, "lon": 119.2, "at": "2026-11-29T09:00:00"}, "validation_error"),
+        ({"lat": 34.6, "lon": 119.2, "at": "0001-01-01T00:00:00+01:00"}, "validation_error"),
+        ({"lat": 34.6, "lon": 119.2, "speed": 3}, "validation_error"),
+        (
+            {"lat": 34.6, "lon": 119.2, "at": iso(START + timedelta(minutes=3))},
+            "location_in_future",
+        ),
+    ],
+)
+def test_bad_location_is_422(
+    client: TestClient, shop: ShopHandle, body: dict[str, Any], code: str
+) -> None:
+    """Out-of-range, missing, naive-time, unknown-field and future positions get 422, unstored."""
+    rider = post_rider(client, shop)
+    url = f"/v1/riders/{rider['id']}/location"
+    assert_error(client.post(url, json=body, headers=shop.headers), 422, code)
+    assert client.get(f"/v1/riders/{rider['id']}", headers=shop.headers).json() == rider
+
+
+def test_nan_location_is_422(client: TestClient, shop: ShopHandle) -> None:
+    """NaN and Infinity are not positions."""
+    rider = post_rider(client, shop)
+    url = f"/v1/riders/{rider['id']}/location"
+    for content in (b'{"lat": NaN, "lon": 119.2}', b'{"lat": 34.6, "lon": Infinity}'):
+        headers = {**shop.headers, "Content-Type": "application/json"}
+        assert_error(client.post(url, content=content, headers=headers), 422)
+
+
+def test_rider_routes_need_a_key_and_a_real_rider(client: TestClient, shop: ShopHandle) -> None:
+    """No key is 401; an unknown or malformed rider id is 404 or 422."""
+    assert_error(client.post("/v1/riders", json=rider_body()), 401, "unauthorized")
+    assert_error(client.get("/v1/riders"), 401, "unauthorized")
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert_error(client.get(f"/v1/riders/{missing}", headers=shop.headers), 404, "not_found")
+    response = client.post(
+        f"/v1/riders/{missing}/duty", json={"on_duty": True}, headers=shop.headers
+    )
+    assert_error(response, 404, "not_found")
+    assert_error(client.get("/v1/riders/7", headers=shop.headers), 422, "validation_error")
