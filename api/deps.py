@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -108,3 +108,26 @@ def get_managed_shop(
 AdminDep = Depends(require_admin)
 CurrentShopDep = Annotated[Shop, Depends(get_current_shop)]
 ManagedShopDep = Annotated[Shop, Depends(get_managed_shop)]
+
+
+class _ShopOwned(Protocol):
+    shop_id: uuid.UUID
+
+
+OwnedT = TypeVar("OwnedT", bound=_ShopOwned)
+
+
+def get_owned(
+    session: Session,
+    model: type[OwnedT],
+    shop: Shop,
+    object_id: uuid.UUID,
+    what: str,
+    *,
+    lock: bool = False,
+) -> OwnedT:
+    """The ``model`` row ``object_id`` of ``shop``; 404 when missing or another shop's."""
+    row = session.get(model, object_id, with_for_update=lock)
+    if row is None or row.shop_id != shop.id:
+        raise not_found(what)
+    return row

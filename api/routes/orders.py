@@ -14,9 +14,9 @@ from pydantic import AwareDatetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from api.deps import CurrentShopDep, NowDep, SessionDep
+from api.deps import CurrentShopDep, NowDep, SessionDep, get_owned
 from api.engine import walk_s
-from api.errors import AppError, not_found
+from api.errors import AppError
 from api.models import (
     CANCELLABLE,
     IdempotencyRecord,
@@ -208,16 +208,6 @@ def create_order(
     return JSONResponse(body, status_code, headers=headers)
 
 
-def get_own_order(
-    session: Session, shop: Shop, order_id: uuid.UUID, *, lock: bool = False
-) -> Order:
-    """The order ``order_id`` of ``shop``; 404 when it is missing or another shop's."""
-    order = session.get(Order, order_id, with_for_update=lock)
-    if order is None or order.shop_id != shop.id:
-        raise not_found("order")
-    return order
-
-
 def as_utc(value: datetime, field: str) -> datetime:
     try:
         return value.astimezone(UTC)
@@ -255,7 +245,7 @@ def list_orders(
 
 @router.get("/{order_id}")
 def read_order(order_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -> OrderPublic:
-    return OrderPublic.model_validate(get_own_order(session, shop, order_id))
+    return OrderPublic.model_validate(get_owned(session, Order, shop, order_id, "order"))
 
 
 @router.post("/{order_id}/cancel")
@@ -267,7 +257,7 @@ def cancel_order(
     cancel_in: OrderCancel | None = None,
 ) -> OrderPublic:
     """Cancel a pending or assigned order; cancelling a cancelled order changes nothing."""
-    order = get_own_order(session, shop, order_id, lock=True)
+    order = get_owned(session, Order, shop, order_id, "order", lock=True)
     if order.status == OrderStatus.cancelled:
         return OrderPublic.model_validate(order)
     if order.status not in CANCELLABLE:
@@ -289,7 +279,7 @@ def list_order_events(
     order_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep
 ) -> OrderEventsPublic:
     """The order's history, oldest first (append-only)."""
-    order = get_own_order(session, shop, order_id)
+    order = get_owned(session, Order, shop, order_id, "order")
     events = session.exec(
         select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(col(OrderEvent.id))
     ).all()

@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlmodel import Session, col, func, select
 
-from api.deps import CurrentShopDep, NowDep, SessionDep
-from api.errors import AppError, not_found
+from api.deps import CurrentShopDep, NowDep, SessionDep, get_owned
+from api.errors import AppError
 from api.models import (
     Rider,
     RiderCreate,
@@ -23,7 +23,6 @@ from api.models import (
     RiderPublic,
     RiderShift,
     RidersPublic,
-    Shop,
 )
 
 router = APIRouter(prefix="/riders", tags=["riders"])
@@ -39,16 +38,6 @@ def rider_public(session: Session, rider: Rider) -> RiderPublic:
     return RiderPublic.model_validate(
         rider, update={"shifts": [(shift.start_at, shift.end_at) for shift in shifts]}
     )
-
-
-def get_own_rider(
-    session: Session, shop: Shop, rider_id: uuid.UUID, *, lock: bool = False
-) -> Rider:
-    """The rider ``rider_id`` of ``shop``; 404 when missing or another shop's."""
-    rider = session.get(Rider, rider_id, with_for_update=lock)
-    if rider is None or rider.shop_id != shop.id:
-        raise not_found("rider")
-    return rider
 
 
 @router.post("", status_code=201)
@@ -92,7 +81,7 @@ def list_riders(
 
 @router.get("/{rider_id}")
 def read_rider(rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -> RiderPublic:
-    return rider_public(session, get_own_rider(session, shop, rider_id))
+    return rider_public(session, get_owned(session, Rider, shop, rider_id, "rider"))
 
 
 @router.post("/{rider_id}/duty")
@@ -100,7 +89,7 @@ def set_duty(
     rider_id: uuid.UUID, duty_in: RiderDuty, session: SessionDep, shop: CurrentShopDep
 ) -> RiderPublic:
     """Put the rider on duty (dispatch may give them trips) or off duty."""
-    rider = get_own_rider(session, shop, rider_id, lock=True)
+    rider = get_owned(session, Rider, shop, rider_id, "rider", lock=True)
     if rider.on_duty != duty_in.on_duty:
         rider.on_duty = duty_in.on_duty
         session.add(rider)
@@ -129,7 +118,7 @@ def report_location(
             f"at {at.isoformat()} is more than 2 minutes after the service's clock "
             f"({now.isoformat()})",
         )
-    rider = get_own_rider(session, shop, rider_id, lock=True)
+    rider = get_owned(session, Rider, shop, rider_id, "rider", lock=True)
     if rider.located_at is None or at >= rider.located_at:
         rider.lat, rider.lon, rider.located_at = location_in.lat, location_in.lon, at
         session.add(rider)
