@@ -197,10 +197,11 @@ def _deferral_costs(
 ) -> IntArray:
     """What leaving each order out of this tick's trips costs: its delivery some rounds later.
 
-    An order left out waits for a rider to come back to its shop after a round trip the
-    length of its own; when more urgent orders queue than the riders can carry in one round
-    (``batch_guess`` orders a trip), it waits that many rounds. This makes the model bundle
-    harder as the queue grows, and deliver alone when riders are plenty.
+    The orders queue in urgency order for the riders serving their shop in order of when each
+    is back at the shop, ``batch_guess`` orders a rider a round; an order left out of this
+    round waits for its place in that queue and at least one round trip the length of its
+    own. This makes the model bundle harder as the queue grows, and deliver alone when
+    riders are plenty.
     """
     shops = snapshot.order_shops
     fastest = geometry.shop_fastest_mode[shops]
@@ -211,17 +212,20 @@ def _deferral_costs(
         + geometry.rider_shop_s[:, shops],
         geometry.rider_next_shift_s[:, None],
     )
-    back_at_shop_s = np.where(serving, at_shop_s, np.iinfo(np.int64).max // 4).min(
-        axis=0, initial=np.iinfo(np.int64).max // 4
-    )
+    big = np.iinfo(np.int64).max // 4
     cycle_s = 2 * one_way_s + snapshot.pickup_s + snapshot.handoff_s
-    # orders at least as urgent as this one, against what the riders serving it carry a round
+    # the queue: orders in urgency order take the riders in order of availability, each
+    # rider carrying batch_guess orders a round
     urgency = np.argsort(np.argsort(snapshot.order_promised_s, kind="stable"), kind="stable")
-    riders_serving = np.maximum(1, (serving & geometry.rider_active[:, None]).sum(axis=0))
-    rounds = np.maximum(1.0, (urgency + 1) / (riders_serving * batch_guess))
-    start_s = np.maximum(
-        back_at_shop_s + (rounds * cycle_s).astype(np.int64), snapshot.order_ready_s
-    )
+    available = serving & geometry.rider_active[:, None]
+    at_shop_sorted = np.sort(np.where(available, at_shop_s, big), axis=0)
+    riders_serving = np.maximum(1, available.sum(axis=0))
+    slot = (urgency / batch_guess).astype(np.int64)
+    rounds = slot // riders_serving
+    which = slot % riders_serving
+    first_free_s = at_shop_sorted[which, np.arange(snapshot.n_orders)]
+    first_free_s = np.where(first_free_s >= big, at_shop_s.min(axis=0), first_free_s)
+    start_s = np.maximum(first_free_s + np.maximum(rounds, 1) * cycle_s, snapshot.order_ready_s)
     deferred_s = start_s + snapshot.pickup_s + one_way_s + snapshot.handoff_s
     costs = (
         CLICK_TO_DOOR_WEIGHT * (deferred_s - snapshot.order_placed_s)
