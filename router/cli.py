@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from router.scenario import ScenarioError, read_scenario
 from router.snapshot import Policy
@@ -89,9 +90,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Usage errors as one line naming the problem (``--help`` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="quarterhour", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _OneLineErrors(prog="quarterhour", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrors)
     sim = commands.add_parser("simulate", help="play a scenario's day with one policy")
     sim.add_argument("scenario", help="scenario file (quarterhour.scenario/1)")
     sim.add_argument("--policy", choices=POLICIES, default="quarterhour")

@@ -167,3 +167,19 @@ def test_gen_writes_a_readable_scenario(tmp_path: Path) -> None:
     again = tmp_path / "again.json"
     assert _run("gen", "--preset", "corner-store", "--seed", "1", "--out", again).returncode == 0
     assert again.read_bytes() == path.read_bytes(), "the same seed gives the same file"
+
+
+def test_usage_errors_are_one_line_naming_the_argument(tmp_path: Path) -> None:
+    """A bad or missing argument exits 2 with one stderr line that names it."""
+    cases = [
+        (("gen", "--preset", "nope", "--seed", "1", "--out", tmp_path / "x.json"), "--preset"),
+        (("simulate", tmp_path / "x.json"), "--out"),
+        (("simulate", "x.json", "--out", tmp_path, "--tick-s", "-3"), "--tick-s"),
+        (("simulate", "x.json", "--out", tmp_path, "--policy", "magic"), "--policy"),
+    ]
+    for args, needle in cases:
+        done = _run(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert needle in lines[0], lines[0]
