@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     # Seconds between two dispatch ticks on the real clock.
     tick_s: int = Field(default=5, ge=1, le=3600)
+    # Run the dispatch loop in the process (tests switch it off and call ``dispatch_shop``).
+    dispatch_enabled: bool = True
     # Request bodies larger than this get 413 ``payload_too_large``.
     max_body_bytes: int = Field(default=65_536, ge=1_024, le=16_777_216)
     # How long a SQLite connection waits for the write lock before failing.

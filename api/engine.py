@@ -1,16 +1,31 @@
-"""The one place the service calls the engine (``router``): travel times for the circle rule.
+"""The one place the service calls the engine (``router``): rows in, the engine's arrays, plans
+back out as ids and times.
 
-The dispatch loop will also live behind this module: rows in, the engine's arrays, plans back to
-rows. ``router`` never imports the service.
+Times in a snapshot are integer seconds from an epoch of one shop's decision: the decision time
+itself (``now_s == 0``). ``router`` never imports the service.
 """
 
 from __future__ import annotations
 
-from router.scenario import TravelRules
-from router.travel import travel_s
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-# DESIGN.md, "Travel and timing rules": the default detour and walking speed.
+import numpy as np
+
+from api.models import Order, Rider, RiderShift, Shop
+from router.dispatch import QuarterhourPolicy
+from router.dispatch import warm_up as warm_up_dispatch
+from router.scenario import TravelRules
+from router.snapshot import Snapshot, pad_shifts
+from router.travel import MODE_INDEX, travel_s
+
+# DESIGN.md, "Travel and timing rules": the default detour, speeds, pickup and handoff times.
 TRAVEL_RULES = TravelRules()
+# A rider on duty who declared no shifts works from now for this long.
+DEFAULT_SHIFT = timedelta(hours=12)
 
 
 def walk_s(from_lat: float, from_lon: float, to_lat: float, to_lon: float) -> int:
@@ -20,6 +35,136 @@ def walk_s(from_lat: float, from_lon: float, to_lat: float, to_lon: float) -> in
     )
 
 
-def warm_up() -> None:
-    """Compile (or load from cache) the travel kernels before the first request needs them."""
+def warm_up(*, dispatch: bool = False) -> None:
+    """Compile (or load from cache) the travel kernels, and with ``dispatch`` those of a tick."""
     walk_s(0.0, 0.0, 0.0, 0.001)
+    if dispatch:
+        warm_up_dispatch()
+
+
+@dataclass(frozen=True)
+class BusyRider:
+    """Where and when a rider's committed trip ends (its last drop-off and that ETA)."""
+
+    lat: float
+    lon: float
+    free_at: datetime
+
+
+@dataclass(frozen=True)
+class TripPlan:
+    """A trip the engine commits now: orders in delivery sequence, each with its ETA."""
+
+    rider_id: uuid.UUID
+    order_ids: list[uuid.UUID]
+    eta_ats: list[datetime]
+    leave_at: datetime
+    depart_at: datetime
+
+
+@dataclass
+class ShopPlan:
+    """The committed trips of one decision, and why each other pending order waits."""
+
+    trips: list[TripPlan] = field(default_factory=list)
+    reasons: dict[uuid.UUID, str] = field(default_factory=dict)
+
+
+def _seconds(moment: datetime, epoch: datetime, *, up: bool = False) -> int:
+    """Whole seconds from ``epoch`` to ``moment``, rounded down (or up)."""
+    seconds = (moment - epoch).total_seconds()
+    return math.ceil(seconds) if up else math.floor(seconds)
+
+
+def _shifts_s(shifts: Sequence[RiderShift], now: datetime) -> tuple[tuple[int, int], ...]:
+    """A rider's shifts that have not ended, in seconds from ``now`` (a running one from 0)."""
+    if not shifts:
+        return ((0, _seconds(now + DEFAULT_SHIFT, now)),)
+    return tuple(
+        (max(0, _seconds(shift.start_at, now, up=True)), _seconds(shift.end_at, now))
+        for shift in sorted(shifts, key=lambda shift: shift.start_at)
+        if shift.end_at >= now
+    )
+
+
+def plan_shop(
+    shop: Shop,
+    orders: Sequence[Order],
+    riders: Sequence[Rider],
+    shifts: Mapping[uuid.UUID, Sequence[RiderShift]],
+    busy: Mapping[uuid.UUID, BusyRider],
+    now: datetime,
+    tick_s: int,
+) -> ShopPlan:
+    """Run the Quarterhour policy on one shop's pending ``orders`` and on-duty ``riders``.
+
+    A rider without shift rows works from ``now`` for ``DEFAULT_SHIFT``. A busy rider is placed
+    at its last drop-off, free when it is delivered and never before the next tick, so that no
+    second trip is committed to it. The same rows and ``now`` give the same plan.
+    """
+    orders = sorted(orders, key=lambda order: (order.placed_at, str(order.id)))
+    riders = sorted(riders, key=lambda rider: (rider.created_at, str(rider.id)))
+    if not orders:
+        return ShopPlan()
+    if not riders:
+        return ShopPlan(reasons={order.id: "no rider on duty" for order in orders})
+    n_orders, n_riders = len(orders), len(riders)
+    rider_lats, rider_lons, rider_free_s = [], [], []
+    for rider in riders:
+        if rider.id in busy:
+            where = busy[rider.id]
+            rider_lats.append(where.lat)
+            rider_lons.append(where.lon)
+            rider_free_s.append(max(tick_s, _seconds(where.free_at, now, up=True)))
+        else:
+            if rider.lat is not None and rider.lon is not None:
+                rider_lats.append(rider.lat)
+                rider_lons.append(rider.lon)
+            else:
+                rider_lats.append(shop.lat)
+                rider_lons.append(shop.lon)
+            rider_free_s.append(0)
+    starts_s, ends_s = pad_shifts([_shifts_s(shifts.get(r.id, ()), now) for r in riders])
+    snapshot = Snapshot(
+        now_s=0,
+        detour=TRAVEL_RULES.detour,
+        speeds_mps=np.array(TRAVEL_RULES.speeds_by_mode(), dtype=np.float64),
+        pickup_s=TRAVEL_RULES.pickup_s,
+        handoff_s=TRAVEL_RULES.handoff_s,
+        shop_lats=np.array([shop.lat], dtype=np.float64),
+        shop_lons=np.array([shop.lon], dtype=np.float64),
+        order_keys=np.arange(n_orders, dtype=np.int64),
+        order_shops=np.zeros(n_orders, dtype=np.int64),
+        order_lats=np.array([order.dropoff_lat for order in orders], dtype=np.float64),
+        order_lons=np.array([order.dropoff_lon for order in orders], dtype=np.float64),
+        order_sizes=np.array([order.size_bags for order in orders], dtype=np.int64),
+        order_placed_s=np.array([_seconds(o.placed_at, now) for o in orders], dtype=np.int64),
+        order_ready_s=np.array(
+            [_seconds(o.ready_at, now, up=True) for o in orders], dtype=np.int64
+        ),
+        order_promised_s=np.array([_seconds(o.promised_at, now) for o in orders], dtype=np.int64),
+        rider_keys=np.arange(n_riders, dtype=np.int64),
+        rider_modes=np.array([MODE_INDEX[str(rider.mode)] for rider in riders], dtype=np.int64),
+        rider_capacities=np.array([rider.capacity_bags for rider in riders], dtype=np.int64),
+        rider_lats=np.array(rider_lats, dtype=np.float64),
+        rider_lons=np.array(rider_lons, dtype=np.float64),
+        rider_free_s=np.array(rider_free_s, dtype=np.int64),
+        rider_serves=np.ones((n_riders, 1), dtype=np.bool_),
+        rider_shift_starts_s=starts_s,
+        rider_shift_ends_s=ends_s,
+    )
+    decision = QuarterhourPolicy(tick_s=tick_s).decide(snapshot)
+    plan = ShopPlan(reasons={orders[i].id: reason for i, reason in decision.reasons.items()})
+    for trip in decision.trips:
+        if not trip.committed:
+            continue
+        plan.trips.append(
+            TripPlan(
+                rider_id=riders[trip.rider].id,
+                order_ids=[orders[int(i)].id for i in trip.orders],
+                eta_ats=[now + timedelta(seconds=int(s)) for s in trip.delivered_s],
+                leave_at=now + timedelta(seconds=trip.leave_s),
+                depart_at=now + timedelta(seconds=trip.depart_s),
+            )
+        )
+    return plan

@@ -5,6 +5,8 @@ Run it with ``uvicorn --factory api.main:create_app`` (settings from ``QUARTERHO
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -15,10 +17,11 @@ from sqlalchemy import text
 from api.config import Settings, get_settings
 from api.db import create_db_engine, create_tables
 from api.deps import EngineDep
+from api.dispatch import run_dispatch_loop
 from api.engine import warm_up
 from api.errors import BodySizeLimit, install_error_handlers
 from api.models import ErrorPublic, utc_now
-from api.routes import orders, quotes, riders, shops
+from api.routes import orders, quotes, riders, shops, trips
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorPublic} for status in (400, 401, 404, 409, 413, 422, 503)
@@ -47,8 +50,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         create_tables(engine)
-        warm_up()
+        warm_up(dispatch=settings.dispatch_enabled)
+        loop = None
+        if settings.dispatch_enabled:
+            loop = asyncio.create_task(run_dispatch_loop(engine, settings, clock))
         yield
+        if loop is not None:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
         engine.dispose()
 
     app = FastAPI(
@@ -69,6 +79,7 @@ def create_app(
     v1.include_router(quotes.router)
     v1.include_router(orders.router)
     v1.include_router(riders.router)
+    v1.include_router(trips.router)
     app.include_router(v1)
     app.include_router(health_router)
     return app

@@ -339,6 +339,9 @@ class Order(OrderBase, table=True):
     ready_at: datetime = Field(sa_type=UTCDateTime())
     promised_at: datetime = Field(sa_type=UTCDateTime())
     updated_at: datetime = Field(sa_type=UTCDateTime(), index=True)
+    # The trip the order is on (assigned or picked up) and its current ETA there.
+    trip_id: uuid.UUID | None = Field(default=None, foreign_key="trips.id", index=True)
+    eta_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class OrderPublic(OrderBase):
@@ -349,6 +352,8 @@ class OrderPublic(OrderBase):
     ready_at: datetime
     promised_at: datetime
     updated_at: datetime
+    trip_id: uuid.UUID | None = None
+    eta_at: datetime | None = None
 
 
 class OrdersPublic(SQLModel):
@@ -358,6 +363,21 @@ class OrdersPublic(SQLModel):
 
 class OrderCancel(InputModel):
     reason: str | None = Field(default=None, max_length=200)
+
+
+# PIN proof of a delivery: 4 to 8 digits.
+PIN_PATTERN = r"^[0-9]{4,8}$"
+
+
+class OrderDeliver(InputModel):
+    pin: str | None = Field(default=None, schema_extra={"pattern": PIN_PATTERN})
+
+
+class OrderFail(InputModel):
+    """A delivery that did not happen: ``retry`` puts the order back to dispatch."""
+
+    reason: str = Field(min_length=1, max_length=200)
+    retry: StrictBool = False
 
 
 class OrderEvent(SQLModel, table=True):
@@ -386,6 +406,80 @@ class OrderEventPublic(SQLModel):
 class OrderEventsPublic(SQLModel):
     data: list[OrderEventPublic]
     count: int
+
+
+# --- trips -------------------------------------------------------------------------------------
+
+
+class TripStatus(StrEnum):
+    committed = "committed"  # the rider is on the way to the shop or waiting there
+    picked_up = "picked_up"  # the rider carries the orders
+    done = "done"  # every stop delivered or failed: the rider is free
+
+
+# Statuses of a trip that keep its rider busy.
+ACTIVE_TRIP_STATUSES = frozenset({TripStatus.committed, TripStatus.picked_up})
+
+
+class Trip(SQLModel, table=True):
+    """A trip committed by dispatch: one rider, one shop, stops in ``trip_stops``."""
+
+    __tablename__ = "trips"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
+    rider_id: uuid.UUID = Field(foreign_key="riders.id", index=True)
+    status: str = Field(default=TripStatus.committed.value, max_length=16, index=True)
+    assigned_at: datetime = Field(sa_type=UTCDateTime())
+    # Planned: when the rider leaves its position, and when it leaves the shop with the orders.
+    leave_at: datetime = Field(sa_type=UTCDateTime())
+    depart_at: datetime = Field(sa_type=UTCDateTime())
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class TripStop(SQLModel, table=True):
+    """One drop-off of a trip, in delivery sequence (``seq`` from 0), with its planned ETA."""
+
+    __tablename__ = "trip_stops"
+    __table_args__ = (UniqueConstraint("trip_id", "seq", name="uq_trip_stops_trip_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    trip_id: uuid.UUID = Field(foreign_key="trips.id", index=True)
+    order_id: uuid.UUID = Field(foreign_key="orders.id", index=True)
+    seq: int
+    eta_at: datetime = Field(sa_type=UTCDateTime())
+
+
+class TripShopPublic(SQLModel):
+    id: uuid.UUID
+    name: str
+    lat: float
+    lon: float
+
+
+class TripStopPublic(SQLModel):
+    seq: int
+    order_id: uuid.UUID
+    external_id: str
+    address: str
+    dropoff_lat: float
+    dropoff_lon: float
+    size_bags: int
+    status: OrderStatus
+    promised_at: datetime
+    eta_at: datetime
+
+
+class TripPublic(SQLModel):
+    id: uuid.UUID
+    shop: TripShopPublic
+    rider_id: uuid.UUID
+    status: TripStatus
+    assigned_at: datetime
+    leave_at: datetime
+    depart_at: datetime
+    done_at: datetime | None
+    stops: list[TripStopPublic]
 
 
 # --- idempotency --------------------------------------------------------------------------------

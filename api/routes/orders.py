@@ -23,14 +23,17 @@ from api.models import (
     Order,
     OrderCancel,
     OrderCreate,
+    OrderDeliver,
     OrderEvent,
     OrderEventPublic,
     OrderEventsPublic,
+    OrderFail,
     OrderPublic,
     OrdersPublic,
     OrderStatus,
     Shop,
 )
+from api.trips import ON_TRIP, add_event, finish_trip_if_done, leave_trip
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -58,19 +61,6 @@ def request_sha256(order_in: OrderCreate) -> str:
     """Fingerprint of a request body, insensitive to key order and whitespace."""
     canonical = json.dumps(order_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"POST /v1/orders\n{canonical}".encode()).hexdigest()
-
-
-def add_event(session: Session, order: Order, kind: str, at: datetime, note: str | None) -> None:
-    session.add(
-        OrderEvent(
-            order_id=order.id,
-            shop_id=order.shop_id,
-            kind=kind,
-            status=order.status,
-            at=at,
-            note=note,
-        )
-    )
 
 
 def check_in_circle(shop: Shop, order_in: OrderCreate) -> None:
@@ -268,8 +258,67 @@ def cancel_order(
         )
     order.status = OrderStatus.cancelled.value
     order.updated_at = now
+    trip_id = leave_trip(order)
     session.add(order)
     add_event(session, order, "cancelled", now, cancel_in.reason if cancel_in else None)
+    finish_trip_if_done(session, trip_id, now)
+    session.commit()
+    return OrderPublic.model_validate(order)
+
+
+@router.post("/{order_id}/deliver")
+def deliver_order(
+    order_id: uuid.UUID,
+    session: SessionDep,
+    shop: CurrentShopDep,
+    now: NowDep,
+    deliver_in: OrderDeliver | None = None,
+) -> OrderPublic:
+    """The rider handed the order over (optionally with the customer's PIN as proof).
+
+    The order must be picked up first (409 ``order_not_picked_up``); delivering a delivered
+    order changes nothing. The last stop of a trip delivered or failed makes the trip done.
+    """
+    order = get_owned(session, Order, shop, order_id, "order", lock=True)
+    if order.status == OrderStatus.delivered:
+        return OrderPublic.model_validate(order)
+    if order.status != OrderStatus.picked_up:
+        raise AppError(
+            409,
+            "order_not_picked_up",
+            f"the order is {order.status}; only a picked-up order can be delivered",
+        )
+    order.status = OrderStatus.delivered.value
+    order.updated_at = now
+    session.add(order)
+    pin = deliver_in.pin if deliver_in else None
+    add_event(session, order, "delivered", now, f"PIN {pin}" if pin else None)
+    finish_trip_if_done(session, order.trip_id, now)
+    session.commit()
+    return OrderPublic.model_validate(order)
+
+
+@router.post("/{order_id}/fail")
+def fail_order(
+    order_id: uuid.UUID, fail_in: OrderFail, session: SessionDep, shop: CurrentShopDep, now: NowDep
+) -> OrderPublic:
+    """The rider could not deliver: with ``retry`` the order goes back to dispatch (pending),
+    otherwise it is closed as failed. Only an assigned or picked-up order can fail (409
+    ``order_not_on_trip``)."""
+    order = get_owned(session, Order, shop, order_id, "order", lock=True)
+    if order.status not in ON_TRIP:
+        raise AppError(
+            409,
+            "order_not_on_trip",
+            f"the order is {order.status}; only an assigned or picked-up order can fail",
+        )
+    order.status = (OrderStatus.pending if fail_in.retry else OrderStatus.failed).value
+    order.updated_at = now
+    trip_id = leave_trip(order)
+    session.add(order)
+    kind = "retry" if fail_in.retry else "failed"
+    add_event(session, order, kind, now, fail_in.reason)
+    finish_trip_if_done(session, trip_id, now)
     session.commit()
     return OrderPublic.model_validate(order)
 

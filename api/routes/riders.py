@@ -16,6 +16,7 @@ from sqlmodel import Session, col, func, select
 from api.deps import CurrentShopDep, NowDep, SessionDep, get_owned
 from api.errors import AppError
 from api.models import (
+    ErrorPublic,
     Rider,
     RiderCreate,
     RiderDuty,
@@ -23,7 +24,9 @@ from api.models import (
     RiderPublic,
     RiderShift,
     RidersPublic,
+    TripPublic,
 )
+from api.trips import active_trip, trip_public
 
 router = APIRouter(prefix="/riders", tags=["riders"])
 
@@ -124,3 +127,24 @@ def report_location(
         session.add(rider)
         session.commit()
     return rider_public(session, rider)
+
+
+@router.get(
+    "/{rider_id}/trip",
+    responses={
+        404: {
+            "model": ErrorPublic,
+            "description": "No such rider, or (code `no_trip`) no committed trip.",
+        }
+    },
+)
+def read_rider_trip(rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -> TripPublic:
+    """The rider's committed trip: the shop, the stops in delivery sequence, their ETAs.
+
+    404 ``no_trip`` when the rider has no committed or picked-up trip.
+    """
+    rider = get_owned(session, Rider, shop, rider_id, "rider")
+    trip = active_trip(session, rider.id)
+    if trip is None:
+        raise AppError(404, "no_trip", "the rider has no committed trip")
+    return trip_public(session, trip)

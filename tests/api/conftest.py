@@ -106,7 +106,9 @@ def module_database_url(
 
 
 def start_client(database_url: str) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url, admin_token=SecretStr(ADMIN_TOKEN))
+    settings = Settings(
+        database_url=database_url, admin_token=SecretStr(ADMIN_TOKEN), dispatch_enabled=False
+    )
     with TestClient(create_app(settings, clock=FakeClock())) as client:
         yield client
 
@@ -127,7 +129,9 @@ def create_shop(client: TestClient, **overrides: Any) -> ShopHandle:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, admin_token=SecretStr(ADMIN_TOKEN))
+    return Settings(
+        database_url=database_url, admin_token=SecretStr(ADMIN_TOKEN), dispatch_enabled=False
+    )
 
 
 @pytest.fixture

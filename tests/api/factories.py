@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from api.db import writer
+from api.dispatch import dispatch_shop
+from api.engine import ShopPlan
+from api.models import Shop
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -18,6 +25,8 @@ INSIDE_LAT, INSIDE_LON = 34.6001, 119.2250
 # About 2.6 km north: a 43-minute walk by DESIGN's rule.
 OUTSIDE_LAT, OUTSIDE_LON = 34.6200, 119.2215
 START = datetime(2026, 11, 29, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+# The dispatch tick of the tests (the default of ``Settings.tick_s``).
+TICK_S = 5
 
 
 @dataclass
@@ -82,3 +91,11 @@ def count_rows(engine: Engine, table: str, where: str = "", **params: Any) -> in
     with engine.connect() as connection:
         sql = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {where}" if where else "")
         return int(connection.execute(text(sql), params).scalar_one())
+
+
+def run_dispatch(engine: Engine, shop_id: str, now: datetime, tick_s: int = TICK_S) -> ShopPlan:
+    """One dispatch decision for the shop at ``now``, in a write transaction of its own."""
+    with Session(writer(engine), expire_on_commit=False) as session:
+        shop = session.get(Shop, uuid.UUID(shop_id))
+        assert shop is not None
+        return dispatch_shop(session, shop, now, tick_s=tick_s)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from tests.api.conftest import Factory
-from tests.api.factories import ADMIN, assert_error, order_body, rider_body
+from tests.api.factories import (
+    ADMIN,
+    FakeClock,
+    assert_error,
+    order_body,
+    rider_body,
+    run_dispatch,
+)
 
 # Every route that names an object of a shop, as (method, path template).
 ROUTES_WITH_IDS = {
@@ -19,11 +27,16 @@ ROUTES_WITH_IDS = {
     ("GET", "/v1/riders/{rider_id}"),
     ("POST", "/v1/riders/{rider_id}/duty"),
     ("POST", "/v1/riders/{rider_id}/location"),
+    ("GET", "/v1/riders/{rider_id}/trip"),
+    ("POST", "/v1/trips/{trip_id}/pickup"),
+    ("POST", "/v1/orders/{order_id}/deliver"),
+    ("POST", "/v1/orders/{order_id}/fail"),
 }
 # Valid bodies, so that the answer is about whose object it is, not about the body.
 BODIES = {
     ("POST", "/v1/riders/{rider_id}/duty"): {"on_duty": True},
     ("POST", "/v1/riders/{rider_id}/location"): {"lat": 34.6, "lon": 119.2},
+    ("POST", "/v1/orders/{order_id}/fail"): {"reason": "nobody home", "retry": False},
 }
 
 
@@ -38,11 +51,19 @@ def test_every_route_with_an_id_is_covered(app: FastAPI) -> None:
     assert routes == ROUTES_WITH_IDS
 
 
-def test_other_shops_objects_are_404(client: TestClient, make_shop: Factory) -> None:
+def test_other_shops_objects_are_404(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
     """Shop B's key gets 404 for shop A and each of A's objects, and A's objects are untouched."""
     shop_a, shop_b = make_shop(), make_shop(name="Fruit corner")
-    order = client.post("/v1/orders", json=order_body(), headers=shop_a.headers).json()
     rider = client.post("/v1/riders", json=rider_body(), headers=shop_a.headers).json()
+    duty = {"on_duty": True}
+    client.post(f"/v1/riders/{rider['id']}/duty", json=duty, headers=shop_a.headers)
+    order = client.post("/v1/orders", json=order_body(), headers=shop_a.headers).json()
+    assert len(run_dispatch(engine, shop_a.id, clock()).trips) == 1
+    order = client.get(f"/v1/orders/{order['id']}", headers=shop_a.headers).json()
+    rider = client.get(f"/v1/riders/{rider['id']}", headers=shop_a.headers).json()
+    trip = client.get(f"/v1/riders/{rider['id']}/trip", headers=shop_a.headers).json()
     key_a = shop_a.body["api_key"]["id"]
     paths = {
         ("GET", "/v1/shops/{shop_id}"): f"/v1/shops/{shop_a.id}",
@@ -54,6 +75,10 @@ def test_other_shops_objects_are_404(client: TestClient, make_shop: Factory) -> 
         ("GET", "/v1/riders/{rider_id}"): f"/v1/riders/{rider['id']}",
         ("POST", "/v1/riders/{rider_id}/duty"): f"/v1/riders/{rider['id']}/duty",
         ("POST", "/v1/riders/{rider_id}/location"): f"/v1/riders/{rider['id']}/location",
+        ("GET", "/v1/riders/{rider_id}/trip"): f"/v1/riders/{rider['id']}/trip",
+        ("POST", "/v1/trips/{trip_id}/pickup"): f"/v1/trips/{trip['id']}/pickup",
+        ("POST", "/v1/orders/{order_id}/deliver"): f"/v1/orders/{order['id']}/deliver",
+        ("POST", "/v1/orders/{order_id}/fail"): f"/v1/orders/{order['id']}/fail",
     }
     assert set(paths) == ROUTES_WITH_IDS
     for (method, template), path in paths.items():
@@ -64,6 +89,7 @@ def test_other_shops_objects_are_404(client: TestClient, make_shop: Factory) -> 
     mine = client.get(f"/v1/orders/{order['id']}", headers=shop_a.headers).json()
     assert mine == order
     assert client.get(f"/v1/riders/{rider['id']}", headers=shop_a.headers).json() == rider
+    assert client.get(f"/v1/riders/{rider['id']}/trip", headers=shop_a.headers).json() == trip
     assert client.get(f"/v1/shops/{shop_a.id}", headers=shop_a.headers).status_code == 200
 
 

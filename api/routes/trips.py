@@ -1,0 +1,44 @@
+"""Trips committed by dispatch: the rider picks up its orders at the shop."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from sqlmodel import col, select
+
+from api.deps import CurrentShopDep, NowDep, SessionDep, get_owned
+from api.errors import AppError
+from api.models import Order, OrderStatus, Trip, TripPublic, TripStatus
+from api.trips import add_event, trip_public
+
+router = APIRouter(prefix="/trips", tags=["trips"])
+
+
+@router.post("/{trip_id}/pickup")
+def pick_up_trip(
+    trip_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep, now: NowDep
+) -> TripPublic:
+    """The rider left the shop with the trip's orders: each assigned order is picked up.
+
+    Picking up a picked-up trip changes nothing; a done trip gets 409 ``trip_done``.
+    """
+    trip = get_owned(session, Trip, shop, trip_id, "trip", lock=True)
+    if trip.status == TripStatus.done:
+        raise AppError(409, "trip_done", "the trip is done: every stop was delivered or failed")
+    if trip.status == TripStatus.committed:
+        orders = session.exec(
+            select(Order)
+            .where(Order.trip_id == trip.id, Order.status == OrderStatus.assigned.value)
+            .order_by(col(Order.id))
+            .with_for_update()
+        ).all()
+        for order in orders:
+            order.status = OrderStatus.picked_up.value
+            order.updated_at = now
+            session.add(order)
+            add_event(session, order, "picked_up", now, f"trip {trip.id}")
+        trip.status = TripStatus.picked_up.value
+        session.add(trip)
+        session.commit()
+    return trip_public(session, trip)

@@ -1,0 +1,346 @@
+"""Tests of api/dispatch.py, api/engine.py's plan_shop and the trip routes: orders committed to
+riders on the service's clock, picked up, delivered or failed, with their events."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+import api.dispatch
+from api.config import Settings
+from api.dispatch import dispatch_all
+from api.engine import TRAVEL_RULES, ShopPlan
+from api.main import create_app
+from router.travel import travel_s
+from tests.api.conftest import Factory, create_shop
+from tests.api.factories import (
+    ADMIN_TOKEN,
+    INSIDE_LAT,
+    INSIDE_LON,
+    SHOP_LAT,
+    SHOP_LON,
+    TICK_S,
+    FakeClock,
+    ShopHandle,
+    assert_error,
+    count_rows,
+    order_body,
+    rider_body,
+    run_dispatch,
+)
+
+
+def at(text_time: str) -> datetime:
+    return datetime.fromisoformat(text_time)
+
+
+def on_duty_rider(client: TestClient, shop: ShopHandle, **overrides: Any) -> dict[str, Any]:
+    rider: dict[str, Any] = client.post(
+        "/v1/riders", json=rider_body(**overrides), headers=shop.headers
+    ).json()
+    url = f"/v1/riders/{rider['id']}/duty"
+    assert client.post(url, json={"on_duty": True}, headers=shop.headers).status_code == 200
+    return rider
+
+
+def post_order(client: TestClient, shop: ShopHandle, **overrides: Any) -> dict[str, Any]:
+    response = client.post("/v1/orders", json=order_body(**overrides), headers=shop.headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def get_order(client: TestClient, shop: ShopHandle, order: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = client.get(f"/v1/orders/{order['id']}", headers=shop.headers).json()
+    return body
+
+
+def dispatch_until_assigned(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock, order: dict[str, Any]
+) -> dict[str, Any]:
+    """Dispatch at most twice, one tick apart; the order as it is after its assignment."""
+    for _ in range(2):
+        run_dispatch(engine, shop.id, clock())
+        current = get_order(client, shop, order)
+        if current["status"] == "assigned":
+            return current
+        clock.advance(TICK_S)
+    raise AssertionError(f"not committed within two ticks: {current}")
+
+
+def event_kinds(client: TestClient, shop: ShopHandle, order: dict[str, Any]) -> list[str]:
+    events = client.get(f"/v1/orders/{order['id']}/events", headers=shop.headers).json()
+    return [event["kind"] for event in events["data"]]
+
+
+def test_order_is_committed_within_two_ticks(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A ready order and a free on-duty rider at the shop: assigned within two ticks, with an
+    ETA no earlier than DESIGN's lower bound."""
+    on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    assigned = dispatch_until_assigned(client, shop, engine, clock, order)
+    assert assigned["trip_id"] is not None
+    lower_bound_s = (
+        TRAVEL_RULES.pickup_s
+        + travel_s(SHOP_LAT, SHOP_LON, INSIDE_LAT, INSIDE_LON, TRAVEL_RULES.detour, 5.0)
+        + TRAVEL_RULES.handoff_s
+    )
+    assert at(assigned["eta_at"]) >= at(order["placed_at"]) + timedelta(seconds=lower_bound_s)
+    assert event_kinds(client, shop, order) == ["placed", "assigned"]
+    assert count_rows(engine, "trips") == count_rows(engine, "trip_stops") == 1
+
+
+def test_rider_trip_shows_the_committed_trip(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """GET /v1/riders/{id}/trip: 404 no_trip before dispatch; then the shop and its stops."""
+    rider = on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    url = f"/v1/riders/{rider['id']}/trip"
+    assert_error(client.get(url, headers=shop.headers), 404, "no_trip")
+    assigned = dispatch_until_assigned(client, shop, engine, clock, order)
+    trip = client.get(url, headers=shop.headers).json()
+    assert trip["id"] == assigned["trip_id"]
+    assert (trip["shop"]["id"], trip["rider_id"], trip["status"]) == (
+        shop.id,
+        rider["id"],
+        "committed",
+    )
+    [stop] = trip["stops"]
+    assert (stop["seq"], stop["order_id"], stop["address"]) == (0, order["id"], order["address"])
+    assert (stop["status"], stop["eta_at"]) == ("assigned", assigned["eta_at"])
+    assert at(trip["leave_at"]) <= at(trip["depart_at"]) < at(stop["eta_at"])
+
+
+def test_pickup_then_deliver(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """Deliver before pickup is 409; pickup then deliver: delivered, events in order, trip done,
+    rider free."""
+    rider = on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    trip_id = dispatch_until_assigned(client, shop, engine, clock, order)["trip_id"]
+    deliver = f"/v1/orders/{order['id']}/deliver"
+    assert_error(client.post(deliver, headers=shop.headers), 409, "order_not_picked_up")
+    clock.advance(120)
+    picked = client.post(f"/v1/trips/{trip_id}/pickup", headers=shop.headers)
+    assert picked.status_code == 200, picked.text
+    assert picked.json()["status"] == "picked_up"
+    assert picked.json()["stops"][0]["status"] == "picked_up"
+    again = client.post(f"/v1/trips/{trip_id}/pickup", headers=shop.headers)
+    assert again.json() == picked.json()
+    clock.advance(300)
+    delivered = client.post(deliver, json={"pin": "4821"}, headers=shop.headers)
+    assert delivered.status_code == 200, delivered.text
+    assert delivered.json()["status"] == "delivered"
+    assert client.post(deliver, headers=shop.headers).json() == delivered.json()
+    assert event_kinds(client, shop, order) == ["placed", "assigned", "picked_up", "delivered"]
+    url = f"/v1/riders/{rider['id']}/trip"
+    assert_error(client.get(url, headers=shop.headers), 404, "no_trip")
+    assert count_rows(engine, "trips", "status = 'done'") == 1
+    done = client.post(f"/v1/trips/{trip_id}/pickup", headers=shop.headers)
+    assert_error(done, 409, "trip_done")
+
+
+def test_fail_with_retry_is_dispatched_again(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A failed delivery with retry goes back to pending, frees the rider, and is re-dispatched."""
+    on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    first_trip = dispatch_until_assigned(client, shop, engine, clock, order)["trip_id"]
+    client.post(f"/v1/trips/{first_trip}/pickup", headers=shop.headers)
+    clock.advance(300)
+    body = {"reason": "nobody home", "retry": True}
+    failed = client.post(f"/v1/orders/{order['id']}/fail", json=body, headers=shop.headers)
+    assert failed.status_code == 200, failed.text
+    assert (failed.json()["status"], failed.json()["trip_id"]) == ("pending", None)
+    assert count_rows(engine, "trips", "status = 'done'") == 1
+    second_trip = dispatch_until_assigned(client, shop, engine, clock, order)["trip_id"]
+    assert second_trip != first_trip
+    kinds = event_kinds(client, shop, order)
+    assert kinds == ["placed", "assigned", "picked_up", "retry", "assigned"]
+
+
+def test_fail_without_retry_closes_the_order(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """Without retry the order is failed for good; failing it again is 409."""
+    on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    dispatch_until_assigned(client, shop, engine, clock, order)
+    url = f"/v1/orders/{order['id']}/fail"
+    body = {"reason": "address not found", "retry": False}
+    failed = client.post(url, json=body, headers=shop.headers)
+    assert failed.json()["status"] == "failed"
+    assert_error(client.post(url, json=body, headers=shop.headers), 409, "order_not_on_trip")
+    assert count_rows(engine, "trips", "status = 'done'") == 1
+    run_dispatch(engine, shop.id, clock())
+    assert get_order(client, shop, order)["status"] == "failed"
+
+
+def test_cancelling_an_assigned_order_frees_the_rider(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """Cancelling the only order of a committed trip makes the trip done."""
+    rider = on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    dispatch_until_assigned(client, shop, engine, clock, order)
+    client.post(f"/v1/orders/{order['id']}/cancel", headers=shop.headers)
+    url = f"/v1/riders/{rider['id']}/trip"
+    assert_error(client.get(url, headers=shop.headers), 404, "no_trip")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"reason": ""},
+        {"reason": "x", "retry": "yes"},
+        {"reason": "r" * 201},
+        {"reason": "x", "extra": 1},
+    ],
+)
+def test_bad_fail_is_422(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock, body: dict[str, Any]
+) -> None:
+    """A failure needs a short reason and a boolean retry, nothing else."""
+    on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    dispatch_until_assigned(client, shop, engine, clock, order)
+    response = client.post(f"/v1/orders/{order['id']}/fail", json=body, headers=shop.headers)
+    assert_error(response, 422, "validation_error")
+    assert get_order(client, shop, order)["status"] == "assigned"
+
+
+@pytest.mark.parametrize("pin", ["12", "123456789", "12a4", 1234])
+def test_bad_pin_is_422(client: TestClient, shop: ShopHandle, pin: Any) -> None:
+    """A PIN is a string of 4 to 8 digits."""
+    order = post_order(client, shop)
+    url = f"/v1/orders/{order['id']}/deliver"
+    assert_error(client.post(url, json={"pin": pin}, headers=shop.headers), 422)
+
+
+def test_off_duty_rider_gets_nothing(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """Riders off duty, or on duty with every shift over, get no trip; the order waits."""
+    client.post("/v1/riders", json=rider_body(), headers=shop.headers)
+    past = [(clock() - timedelta(hours=5)).isoformat(), (clock() - timedelta(hours=1)).isoformat()]
+    on_duty_rider(client, shop, name="Zhang Min", shifts=[past])
+    order = post_order(client, shop)
+    for _ in range(3):
+        plan = run_dispatch(engine, shop.id, clock())
+        assert plan.trips == []
+        clock.advance(TICK_S)
+    assert plan.reasons
+    assert get_order(client, shop, order)["status"] == "pending"
+    assert count_rows(engine, "trips") == 0
+
+
+def test_busy_rider_gets_no_second_trip(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A rider with a committed trip is not given another until that trip is done."""
+    rider = on_duty_rider(client, shop, capacity_bags=2)
+    first = post_order(client, shop)
+    dispatch_until_assigned(client, shop, engine, clock, first)
+    second = post_order(client, shop, external_id="A-1002")
+    for _ in range(3):
+        clock.advance(TICK_S)
+        assert run_dispatch(engine, shop.id, clock()).trips == []
+    assert get_order(client, shop, second)["status"] == "pending"
+    trip = client.get(f"/v1/riders/{rider['id']}/trip", headers=shop.headers).json()
+    assert [stop["order_id"] for stop in trip["stops"]] == [first["id"]]
+
+
+def _plan_by_names(
+    client: TestClient, shop: ShopHandle, plan: ShopPlan
+) -> list[tuple[str, list[str], list[datetime]]]:
+    """A plan with riders and orders named as the shop knows them (names, external ids)."""
+    riders = client.get("/v1/riders", headers=shop.headers).json()["data"]
+    orders = client.get("/v1/orders", headers=shop.headers).json()["data"]
+    rider_names = {rider["id"]: rider["name"] for rider in riders}
+    external = {order["id"]: order["external_id"] for order in orders}
+    return [
+        (
+            rider_names[str(trip.rider_id)],
+            [external[str(order_id)] for order_id in trip.order_ids],
+            trip.eta_ats,
+        )
+        for trip in plan.trips
+    ]
+
+
+def test_dispatch_is_deterministic(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """Two shops with the same rows get the same plan at the same time."""
+    shops = [make_shop(), make_shop(name="Wanrun twin")]
+    offsets = [(0.0, 0.0), (0.002, -0.003), (-0.003, 0.001), (0.001, 0.004)]
+    for shop in shops:
+        on_duty_rider(client, shop, name="Li Wei")
+        on_duty_rider(client, shop, name="Zhang Min", mode="bike", capacity_bags=3)
+    for i, (north, east) in enumerate(offsets):
+        for shop in shops:
+            post_order(
+                client,
+                shop,
+                external_id=f"A-{i}",
+                dropoff_lat=INSIDE_LAT + north,
+                dropoff_lon=INSIDE_LON + east,
+                size_bags=1,
+            )
+        clock.advance(20)
+    plans = [run_dispatch(engine, shop.id, clock()) for shop in shops]
+    named = [_plan_by_names(client, shop, plan) for shop, plan in zip(shops, plans, strict=True)]
+    assert named[0] == named[1]
+    assert named[0]
+    reasons = [sorted(plan.reasons.values()) for plan in plans]
+    assert reasons[0] == reasons[1]
+
+
+def test_one_failing_shop_does_not_stop_the_others(
+    client: TestClient,
+    make_shop: Factory,
+    engine: Engine,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dispatch_all logs a shop whose dispatch raises and still dispatches the others."""
+    shop_a, shop_b = make_shop(), make_shop(name="Fruit corner")
+    for shop in (shop_a, shop_b):
+        on_duty_rider(client, shop)
+        post_order(client, shop)
+    real = api.dispatch.dispatch_shop
+
+    def broken_for_a(session: Any, shop: Any, now: datetime, *, tick_s: int) -> ShopPlan:
+        if str(shop.id) == shop_a.id:
+            raise RuntimeError("shop A is broken")
+        return real(session, shop, now, tick_s=tick_s)
+
+    monkeypatch.setattr(api.dispatch, "dispatch_shop", broken_for_a)
+    assert dispatch_all(engine, clock(), TICK_S) == 1
+    statuses = [client.get("/v1/orders", headers=s.headers).json() for s in (shop_a, shop_b)]
+    assert [listed["data"][0]["status"] for listed in statuses] == ["pending", "assigned"]
+
+
+def test_the_loop_of_a_running_app_commits_orders(database_url: str) -> None:
+    """With dispatch enabled, the app's own loop assigns an order (polled, up to 30 s)."""
+    settings = Settings(database_url=database_url, admin_token=SecretStr(ADMIN_TOKEN), tick_s=1)
+    with TestClient(create_app(settings, clock=FakeClock())) as client:
+        shop = create_shop(client)
+        on_duty_rider(client, shop)
+        order = post_order(client, shop)
+        deadline = time.monotonic() + 30
+        while get_order(client, shop, order)["status"] != "assigned":
+            assert time.monotonic() < deadline, "the loop assigned nothing in 30 s"
+            time.sleep(0.1)
