@@ -19,10 +19,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)  # about 25 minutes on 2 cores
+bench: $(STAMP)  # about 4 minutes on 2 cores
 	$(BIN)/python -m bench.simulation
 
-bench-vrp: $(STAMP)  # the ortools-vrp baseline on a dark-store and a circle day: about 30 minutes
+bench-vrp: $(STAMP)  # the ortools-vrp baseline on a dark-store and a circle day: about 37 minutes
 	$(BIN)/python -m bench.simulation --presets dark-store circle --seeds 1 \
 		--vrp-seeds 'dark-store:1;circle:1' --name simulation-vrp
 
