@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, func, select
 
 from api.config import Settings
 from api.db import writer
@@ -131,3 +131,23 @@ def get_owned(
     if row is None or row.shop_id != shop.id:
         raise not_found(what)
     return row
+
+
+RowT = TypeVar("RowT", bound=SQLModel)
+
+
+def fetch_page(
+    session: Session,
+    model: type[RowT],
+    conditions: list[Any],
+    order_by: tuple[Any, ...],
+    *,
+    skip: int,
+    limit: int,
+) -> tuple[list[RowT], int]:
+    """One page of ``model`` rows matching ``conditions``, and how many match in all."""
+    count = session.exec(select(func.count()).select_from(model).where(*conditions)).one()
+    rows = session.exec(
+        select(model).where(*conditions).order_by(*order_by).offset(skip).limit(limit)
+    ).all()
+    return list(rows), int(count)

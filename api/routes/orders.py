@@ -12,9 +12,9 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
-from api.deps import CurrentShopDep, NowDep, SessionDep, get_owned
+from api.deps import CurrentShopDep, NowDep, SessionDep, fetch_page, get_owned
 from api.engine import walk_s
 from api.errors import AppError
 from api.models import (
@@ -222,14 +222,9 @@ def list_orders(
         conditions.append(col(Order.status) == status.value)
     if since is not None:
         conditions.append(col(Order.updated_at) >= as_utc(since, "since"))
-    count = session.exec(select(func.count()).select_from(Order).where(*conditions)).one()
-    orders = session.exec(
-        select(Order)
-        .where(*conditions)
-        .order_by(col(Order.placed_at), col(Order.id))
-        .offset(skip)
-        .limit(limit)
-    ).all()
+    orders, count = fetch_page(
+        session, Order, conditions, (col(Order.placed_at), col(Order.id)), skip=skip, limit=limit
+    )
     return OrdersPublic(data=[OrderPublic.model_validate(order) for order in orders], count=count)
 
 

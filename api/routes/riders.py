@@ -11,9 +11,9 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
-from api.deps import CurrentShopDep, NowDep, SessionDep, get_owned
+from api.deps import CurrentShopDep, NowDep, SessionDep, fetch_page, get_owned
 from api.errors import AppError
 from api.models import (
     ErrorPublic,
@@ -71,14 +71,9 @@ def list_riders(
     conditions = [col(Rider.shop_id) == shop.id]
     if on_duty is not None:
         conditions.append(col(Rider.on_duty) == on_duty)
-    count = session.exec(select(func.count()).select_from(Rider).where(*conditions)).one()
-    riders = session.exec(
-        select(Rider)
-        .where(*conditions)
-        .order_by(col(Rider.created_at), col(Rider.id))
-        .offset(skip)
-        .limit(limit)
-    ).all()
+    riders, count = fetch_page(
+        session, Rider, conditions, (col(Rider.created_at), col(Rider.id)), skip=skip, limit=limit
+    )
     return RidersPublic(data=[rider_public(session, rider) for rider in riders], count=count)
 
 
