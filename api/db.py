@@ -7,7 +7,7 @@ starts with ``BEGIN IMMEDIATE``: it takes the write lock at its first statement,
 queue on the busy timeout instead of failing half-way. Read transactions use a plain deferred
 ``BEGIN``, which in WAL mode never blocks nor is blocked by a writer.
 
-Tables are created from ``SQLModel.metadata`` at start; Alembic migrations replace this later.
+The schema is made by the Alembic migrations of ``api.migrations``, applied at start.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection, make_url
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 from api import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
@@ -70,5 +70,7 @@ def writer(engine: Engine) -> Engine:
 
 
 def create_tables(engine: Engine) -> None:
-    """Create every table that does not exist yet (idempotent)."""
-    SQLModel.metadata.create_all(engine)
+    """Bring the schema to the latest migration (idempotent); ``api.migrations.upgrade``."""
+    from api.migrations import upgrade  # api.migrations imports this module
+
+    upgrade(engine)

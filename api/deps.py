@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -13,8 +14,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, func, select
 
 from api.config import Settings
-from api.db import writer
+from api.db import is_sqlite, writer
 from api.errors import AppError, not_found
+from api.group_commit import GroupCommit
 from api.models import ApiKey, Shop
 from api.security import hash_api_key, tokens_equal
 
@@ -23,27 +25,81 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 bearer = HTTPBearer(auto_error=False, description="A shop API key, or the admin token.")
 
 
-def get_app_settings(request: Request) -> Settings:
+# The dependencies that only look at app.state are ``async def``: FastAPI runs a plain ``def``
+# dependency in its thread pool, a hop that under load costs more than the lookup itself.
+
+
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_engine(request: Request) -> Engine:
+    """The app's engine."""
+    return engine_of(request)
+
+
+def _sqlite_write_turns(request: Request) -> asyncio.Lock:
+    """The lock the write requests of this app take turns on, made for the running loop."""
+    loop = asyncio.get_running_loop()
+    held: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = getattr(
+        request.app.state, "sqlite_write_turns", None
+    )
+    if held is None or held[0] is not loop:
+        held = (loop, asyncio.Lock())
+        request.app.state.sqlite_write_turns = held
+    return held[1]
+
+
+async def get_group_commit(request: Request) -> GroupCommit:
+    """The app's group writer on the running loop (``api.group_commit``); on SQLite it takes
+    the same write turns as every other write request."""
+    loop = asyncio.get_running_loop()
+    held: tuple[asyncio.AbstractEventLoop, GroupCommit] | None = getattr(
+        request.app.state, "group_commit", None
+    )
+    if held is None or held[0] is not loop:
+        engine = engine_of(request)
+        turns = _sqlite_write_turns(request) if is_sqlite(engine) else None
+        held = (loop, GroupCommit(engine, turns))
+        request.app.state.group_commit = held
+    return held[1]
+
+
+async def take_write_turn(request: Request) -> AsyncIterator[None]:
+    """On SQLite, one write request of the process at a time, queued on the event loop.
+
+    SQLite has one writer, and a write request holds the write lock (``BEGIN IMMEDIATE``) from
+    its first statement, in a dependency, to its commit, in the route: several hops through the
+    thread pool. Without turns, 40 write requests (the pool's size) waiting in ``busy_timeout``
+    for the lock hold every thread while the holder waits for one: no progress until their
+    timeouts fail them all with 503. Waiting here holds no thread and no connection.
+    """
+    if request.method in READ_METHODS or not is_sqlite(engine_of(request)):
+        yield
+        return
+    async with _sqlite_write_turns(request):
+        yield
+
+
+def get_session(
+    request: Request, _turn: Annotated[None, Depends(take_write_turn)]
+) -> Iterator[Session]:
     """One session per request; a request that may write runs in a write transaction."""
-    engine = get_engine(request)
+    engine = engine_of(request)
     if request.method not in READ_METHODS:
         engine = writer(engine)
     with Session(engine, expire_on_commit=False) as session:
         yield session
 
 
-def get_now(request: Request) -> datetime:
+async def get_now(request: Request) -> datetime:
     """The service's clock (timezone-aware UTC); tests may replace ``app.state.clock``."""
     clock: Callable[[], datetime] = request.app.state.clock
     return clock().astimezone(UTC)
@@ -52,6 +108,7 @@ def get_now(request: Request) -> datetime:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
+GroupCommitDep = Annotated[GroupCommit, Depends(get_group_commit)]
 NowDep = Annotated[datetime, Depends(get_now)]
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
@@ -72,6 +129,19 @@ def require_admin(settings: SettingsDep, credentials: CredentialsDep) -> None:
 
 def get_current_shop(session: SessionDep, credentials: CredentialsDep) -> Shop:
     """The shop whose live API key the request carries."""
+    return shop_of_key(session, credentials)
+
+
+def get_current_shop_read(engine: EngineDep, credentials: CredentialsDep) -> Shop:
+    """``get_current_shop`` in a short read transaction of its own, ended before the route runs
+    (for routes that write through ``GroupCommit``: a request waiting for its batch holds no
+    connection). The shop comes detached, its columns loaded."""
+    with Session(engine, expire_on_commit=False) as session:
+        return shop_of_key(session, credentials)
+
+
+def shop_of_key(session: Session, credentials: HTTPAuthorizationCredentials | None) -> Shop:
+    """The shop whose live API key ``credentials`` carry; 401 otherwise."""
     if credentials is None:
         raise _unauthorized("missing Authorization: Bearer <shop API key>")
     key_sha256 = hash_api_key(credentials.credentials)
@@ -107,6 +177,7 @@ def get_managed_shop(
 
 AdminDep = Depends(require_admin)
 CurrentShopDep = Annotated[Shop, Depends(get_current_shop)]
+CurrentShopReadDep = Annotated[Shop, Depends(get_current_shop_read)]
 ManagedShopDep = Annotated[Shop, Depends(get_managed_shop)]
 
 

@@ -2,30 +2,48 @@
 
 ``dispatch_shop`` snapshots the shop's pending orders and on-duty riders, runs the engine
 (``api.engine.plan_shop``) and stores the committed trips, their stops, each order's assignment
-and ETA, and an ``assigned`` event per order. ``run_dispatch_loop`` calls it for every shop each
-``tick_s`` seconds; a failure of one shop is logged and does not stop the others.
+and ETA, and an ``assigned`` event per order; each order left waiting gets the engine's reason
+in ``dispatch_note``, written only when it changed (no write per order per tick).
+``run_dispatch_loop`` calls it for every shop each ``tick_s`` seconds; a failure of one shop is
+logged and does not stop the others.
+
+Many workers (API processes) may run the loop on one database: each shop is dispatched by one
+worker at a time, the holder of its lease (``shop_leases``, DESIGN "Service"). A worker takes or
+renews the lease in a transaction of its own (``acquire_lease``), then dispatches the shop in a
+second one that first checks, and on PostgreSQL locks, the lease row with the epoch it was given
+(``check_lease``): a worker whose lease expired or was taken over writes nothing for that shop.
+The lease lasts ``LEASE_TICKS`` ticks, so a worker that dies is replaced within that time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
+import secrets
+import socket
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.config import Settings
 from api.db import writer
 from api.engine import BusyRider, ShopPlan, plan_shop
 from api.models import (
+    DISPATCH_NOTE_CHARS,
     Order,
     OrderStatus,
     Rider,
     RiderShift,
+    RiderShop,
     Shop,
+    ShopLease,
     Trip,
     TripStatus,
     TripStop,
@@ -35,15 +53,98 @@ from api.trips import ACTIVE_TRIP_VALUES, add_event
 logger = logging.getLogger("api.dispatch")
 
 DEFAULT_TICK_S: int = Settings.model_fields["tick_s"].default
+# A lease lasts this many ticks: its holder renews it every tick, a dead holder is replaced after.
+LEASE_TICKS = 3
 
 
-def _busy_riders(session: Session, shop: Shop) -> dict[uuid.UUID, BusyRider]:
-    """Riders of ``shop`` with an active trip: where its last stop is and its ETA there."""
+def new_worker_id() -> str:
+    """A name for one dispatch worker: host, process and a random part (unique per loop)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+# The worker of this process when a caller names none.
+PROCESS_WORKER_ID = new_worker_id()
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on a shop: valid while the row still has this owner and epoch."""
+
+    shop_id: uuid.UUID
+    owner_id: str
+    epoch: int
+    expires_at: datetime
+
+
+class LeaseLost(Exception):
+    """The lease of a shop expired or was taken over: its former holder must write nothing."""
+
+
+def acquire_lease(
+    session: Session, shop_id: uuid.UUID, owner_id: str, now: datetime, lease_s: int
+) -> Lease | None:
+    """Take or renew ``owner_id``'s lease of the shop until ``now + lease_s``; commits.
+
+    ``None`` while another worker holds an unexpired lease. Renewing an unexpired lease of one's
+    own keeps its epoch; taking a free, expired or new lease gives the next epoch.
+    """
+    expires_at = now.astimezone(UTC) + timedelta(seconds=lease_s)
+    row = session.exec(
+        select(ShopLease)
+        .where(ShopLease.shop_id == shop_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        row = ShopLease(shop_id=shop_id, owner_id=owner_id, epoch=1, expires_at=expires_at)
+    elif row.owner_id != owner_id and row.expires_at > now:
+        session.rollback()
+        return None
+    else:
+        if row.owner_id != owner_id or row.expires_at <= now:
+            row.epoch += 1
+        row.owner_id, row.expires_at = owner_id, expires_at
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:  # PostgreSQL: another worker inserted the first lease of this shop
+        session.rollback()
+        return None
+    return Lease(shop_id=shop_id, owner_id=owner_id, epoch=row.epoch, expires_at=expires_at)
+
+
+def check_lease(session: Session, lease: Lease, now: datetime) -> None:
+    """Raise ``LeaseLost`` unless ``lease`` still holds at ``now``; locks the lease row until the
+    transaction ends (PostgreSQL), so that no takeover can happen before its commit."""
+    row = session.exec(
+        select(ShopLease)
+        .where(ShopLease.shop_id == lease.shop_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None or (row.owner_id, row.epoch) != (lease.owner_id, lease.epoch):
+        held = "nobody" if row is None else f"{row.owner_id} at epoch {row.epoch}"
+        raise LeaseLost(
+            f"shop {lease.shop_id}: lease of {lease.owner_id} at epoch {lease.epoch} is lost; "
+            f"now held by {held}"
+        )
+    if row.expires_at <= now:
+        raise LeaseLost(
+            f"shop {lease.shop_id}: lease of {lease.owner_id} at epoch {lease.epoch} expired at "
+            f"{row.expires_at.isoformat()}"
+        )
+
+
+def _busy_riders(session: Session, rider_ids: list[uuid.UUID]) -> dict[uuid.UUID, BusyRider]:
+    """The riders with an active trip, for whichever shop: where its last stop is and its ETA
+    there (a rider shared by shops is busy for all of them)."""
+    if not rider_ids:
+        return {}
     rows = session.exec(
         select(Trip, TripStop, Order)
         .join(TripStop, col(TripStop.trip_id) == col(Trip.id))
         .join(Order, col(Order.id) == col(TripStop.order_id))
-        .where(Trip.shop_id == shop.id, col(Trip.status).in_(ACTIVE_TRIP_VALUES))
+        .where(col(Trip.rider_id).in_(rider_ids), col(Trip.status).in_(ACTIVE_TRIP_VALUES))
         .order_by(col(Trip.assigned_at), col(Trip.id), col(TripStop.seq))
     ).all()
     busy: dict[uuid.UUID, BusyRider] = {}
@@ -55,15 +156,24 @@ def _busy_riders(session: Session, shop: Shop) -> dict[uuid.UUID, BusyRider]:
 
 
 def dispatch_shop(
-    session: Session, shop: Shop, now: datetime, *, tick_s: int = DEFAULT_TICK_S
+    session: Session,
+    shop: Shop,
+    now: datetime,
+    *,
+    tick_s: int = DEFAULT_TICK_S,
+    lease: Lease | None = None,
 ) -> ShopPlan:
     """Decide for ``shop`` at ``now`` and store the committed trips; commits the transaction.
 
     ``session`` must write (``api.db.writer``: ``BEGIN IMMEDIATE`` on SQLite); on PostgreSQL
     the pending orders and on-duty riders are locked until the commit, so that a cancellation
-    or a duty change waits for the decision instead of being overwritten by it.
+    or a duty change waits for the decision instead of being overwritten by it. With ``lease``
+    the lease is checked first (``LeaseLost``: nothing written); without, the caller is the
+    shop's only dispatcher (tests, tools).
     """
     now = now.astimezone(UTC)
+    if lease is not None:
+        check_lease(session, lease, now)
     orders = session.exec(
         select(Order)
         .where(
@@ -77,22 +187,40 @@ def dispatch_shop(
     if not orders:
         session.commit()
         return ShopPlan()
+    # Every on-duty rider serving the shop, its own and those shared with other shops; locked so
+    # that another shop's dispatch (PostgreSQL) waits and then sees the trips committed here.
     riders = session.exec(
         select(Rider)
-        .where(Rider.shop_id == shop.id, col(Rider.on_duty).is_(True))
+        .where(
+            col(Rider.id).in_(select(RiderShop.rider_id).where(RiderShop.shop_id == shop.id)),
+            col(Rider.on_duty).is_(True),
+        )
         .order_by(col(Rider.created_at), col(Rider.id))
         .with_for_update()
     ).all()
+    rider_ids = [rider.id for rider in riders]
     shifts: dict[uuid.UUID, list[RiderShift]] = {}
+    serves: dict[uuid.UUID, set[uuid.UUID]] = {}
+    homes: dict[uuid.UUID, tuple[float, float]] = {}
     if riders:
         for shift in session.exec(
             select(RiderShift)
-            .where(col(RiderShift.rider_id).in_([rider.id for rider in riders]))
+            .where(col(RiderShift.rider_id).in_(rider_ids))
             .order_by(col(RiderShift.start_at))
         ).all():
             shifts.setdefault(shift.rider_id, []).append(shift)
-    busy = _busy_riders(session, shop)
-    plan = plan_shop(shop, orders, riders, shifts, busy, now, tick_s)
+        for link in session.exec(
+            select(RiderShop).where(col(RiderShop.rider_id).in_(rider_ids))
+        ).all():
+            serves.setdefault(link.rider_id, set()).add(link.shop_id)
+        home_ids = {rider.shop_id for rider in riders}
+        home_shops = session.exec(select(Shop).where(col(Shop.id).in_(home_ids))).all()
+        where = {home.id: (home.lat, home.lon) for home in home_shops}
+        homes = {rider.id: where[rider.shop_id] for rider in riders if rider.shop_id in where}
+    busy = _busy_riders(session, rider_ids)
+    plan = plan_shop(
+        shop, orders, riders, shifts, busy, now, tick_s, rider_shop_ids=serves, rider_homes=homes
+    )
     by_id = {order.id: order for order in orders}
     taken = set(busy)
     for trip_plan in plan.trips:
@@ -118,27 +246,60 @@ def dispatch_shop(
             order.trip_id = trip.id
             order.eta_at = eta_at
             order.updated_at = now
+            order.dispatch_note = None
             session.add(order)
             add_event(session, order, "assigned", now, f"trip {trip.id}, stop {seq + 1}")
         taken.add(trip_plan.rider_id)
+    _note_reasons(session, orders, plan)
     session.commit()
     return plan
 
 
-def dispatch_all(engine: Engine, now: datetime, tick_s: int) -> int:
-    """One tick over every shop, each in its own transaction; the number of trips committed.
+def _note_reasons(session: Session, orders: Sequence[Order], plan: ShopPlan) -> None:
+    """Store the engine's reason on each order still pending, where it differs from the last."""
+    for order in orders:
+        reason = plan.reasons.get(order.id)
+        if order.status != OrderStatus.pending or reason is None:
+            continue
+        note = reason[:DISPATCH_NOTE_CHARS]
+        if order.dispatch_note != note:
+            order.dispatch_note = note
+            session.add(order)
 
-    A shop whose dispatch raises is logged and skipped; the other shops go on.
+
+def dispatch_all(
+    engine: Engine, now: datetime, tick_s: int, *, owner_id: str = PROCESS_WORKER_ID
+) -> int:
+    """One tick of worker ``owner_id`` over every shop whose lease it holds or can take, each
+    shop in its own transactions; the number of trips committed.
+
+    A shop whose dispatch raises is logged and skipped; the other shops go on. A shop with no
+    order waiting for a trip is skipped before any write (no lease taken, no transaction): on
+    SQLite an idle shop would otherwise take the one write lock and an fsync twice a tick. Its
+    lease, if any, lapses after ``LEASE_TICKS`` idle ticks and is taken again (next epoch) by
+    whichever worker first finds work there.
     """
     with Session(engine) as session:
-        shop_ids = session.exec(select(Shop.id).order_by(col(Shop.id))).all()
+        shop_ids = session.exec(
+            select(Order.shop_id)
+            .where(Order.status == OrderStatus.pending.value, col(Order.trip_id).is_(None))
+            .distinct()
+            .order_by(col(Order.shop_id))
+        ).all()
     committed = 0
     for shop_id in shop_ids:
         try:
             with Session(writer(engine), expire_on_commit=False) as session:
+                lease = acquire_lease(session, shop_id, owner_id, now, LEASE_TICKS * tick_s)
+            if lease is None:
+                continue
+            with Session(writer(engine), expire_on_commit=False) as session:
                 shop = session.get(Shop, shop_id)
                 if shop is not None:
-                    committed += len(dispatch_shop(session, shop, now, tick_s=tick_s).trips)
+                    plan = dispatch_shop(session, shop, now, tick_s=tick_s, lease=lease)
+                    committed += len(plan.trips)
+        except LeaseLost as lost:
+            logger.warning("%s; skipped", lost)
         except Exception:
             logger.exception("dispatch of shop %s failed; the other shops go on", shop_id)
     return committed
@@ -147,10 +308,16 @@ def dispatch_all(engine: Engine, now: datetime, tick_s: int) -> int:
 async def run_dispatch_loop(
     engine: Engine, settings: Settings, clock: Callable[[], datetime]
 ) -> None:
-    """Tick every ``settings.tick_s`` seconds until cancelled; never stops on an error."""
+    """Tick every ``settings.tick_s`` seconds until cancelled; never stops on an error.
+
+    A clock faster than real time (the demo's, with a ``speed`` attribute) moves ``tick_s *
+    speed`` of its seconds between two ticks: that is the horizon each tick plans for.
+    """
+    owner_id = new_worker_id()
+    horizon_s = max(1, math.ceil(settings.tick_s * float(getattr(clock, "speed", 1.0))))
     while True:
         try:
-            await asyncio.to_thread(dispatch_all, engine, clock(), settings.tick_s)
+            await asyncio.to_thread(dispatch_all, engine, clock(), horizon_s, owner_id=owner_id)
         except Exception:
             logger.exception("dispatch tick failed")
         await asyncio.sleep(settings.tick_s)

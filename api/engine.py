@@ -8,10 +8,11 @@ itself (``now_s == 0``). ``router`` never imports the service.
 from __future__ import annotations
 
 import math
+import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -76,6 +77,21 @@ def _seconds(moment: datetime, epoch: datetime, *, up: bool = False) -> int:
     return math.ceil(seconds) if up else math.floor(seconds)
 
 
+# A time in an engine reason: "... until 1795", "... starts at 60" (seconds from the decision).
+REASON_TIME = re.compile(r"\b(until|at) (-?\d+)\b")
+
+
+def absolute_reason(reason: str, now: datetime) -> str:
+    """The engine's reason with its times (seconds from ``now``) as UTC instants to the second,
+    so that it reads on its own and stays the same from one tick to the next."""
+
+    def instant(match: re.Match[str]) -> str:
+        moment = now + timedelta(seconds=int(match.group(2)))
+        return f"{match.group(1)} {moment.astimezone(UTC).isoformat(timespec='seconds')}"
+
+    return REASON_TIME.sub(instant, reason)
+
+
 def _shifts_s(shifts: Sequence[RiderShift], now: datetime) -> tuple[tuple[int, int], ...]:
     """A rider's shifts that have not ended, in seconds from ``now`` (a running one from 0)."""
     if not shifts:
@@ -95,12 +111,19 @@ def plan_shop(
     busy: Mapping[uuid.UUID, BusyRider],
     now: datetime,
     tick_s: int,
+    *,
+    rider_shop_ids: Mapping[uuid.UUID, Collection[uuid.UUID]] | None = None,
+    rider_homes: Mapping[uuid.UUID, tuple[float, float]] | None = None,
 ) -> ShopPlan:
     """Run the Quarterhour policy on one shop's pending ``orders`` and on-duty ``riders``.
 
-    A rider without shift rows works from ``now`` for ``DEFAULT_SHIFT``. A busy rider is placed
-    at its last drop-off, free when it is delivered and never before the next tick, so that no
-    second trip is committed to it. The same rows and ``now`` give the same plan.
+    ``rider_shop_ids`` are the shops each rider serves (``rider_shops``; default: every rider
+    serves ``shop``): the engine's ``rider_serves``, so a rider not serving the shop gets no
+    trip. A free rider with no reported position is at its home shop (``rider_homes``, default
+    ``shop``), as DESIGN's "first served shop". A rider without shift rows works from ``now``
+    for ``DEFAULT_SHIFT``. A busy rider is placed at its last drop-off, free when it is
+    delivered and never before the next tick, so that no second trip is committed to it. The
+    same rows and ``now`` give the same plan.
     """
     orders = sorted(orders, key=lambda order: (order.placed_at, str(order.id)))
     riders = sorted(riders, key=lambda rider: (rider.created_at, str(rider.id)))
@@ -121,8 +144,9 @@ def plan_shop(
                 rider_lats.append(rider.lat)
                 rider_lons.append(rider.lon)
             else:
-                rider_lats.append(shop.lat)
-                rider_lons.append(shop.lon)
+                home_lat, home_lon = (rider_homes or {}).get(rider.id, (shop.lat, shop.lon))
+                rider_lats.append(home_lat)
+                rider_lons.append(home_lon)
             rider_free_s.append(0)
     starts_s, ends_s = pad_shifts([_shifts_s(shifts.get(r.id, ()), now) for r in riders])
     snapshot = Snapshot(
@@ -149,12 +173,22 @@ def plan_shop(
         rider_lats=np.array(rider_lats, dtype=np.float64),
         rider_lons=np.array(rider_lons, dtype=np.float64),
         rider_free_s=np.array(rider_free_s, dtype=np.int64),
-        rider_serves=np.ones((n_riders, 1), dtype=np.bool_),
+        rider_serves=np.array(
+            [
+                [rider_shop_ids is None or shop.id in rider_shop_ids.get(rider.id, ())]
+                for rider in riders
+            ],
+            dtype=np.bool_,
+        ).reshape(n_riders, 1),
         rider_shift_starts_s=starts_s,
         rider_shift_ends_s=ends_s,
     )
     decision = QuarterhourPolicy(tick_s=tick_s).decide(snapshot)
-    plan = ShopPlan(reasons={orders[i].id: reason for i, reason in decision.reasons.items()})
+    plan = ShopPlan(
+        reasons={
+            orders[i].id: absolute_reason(reason, now) for i, reason in decision.reasons.items()
+        }
+    )
     for trip in decision.trips:
         if not trip.committed:
             continue

@@ -15,13 +15,24 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from api.config import Settings, get_settings
-from api.db import create_db_engine, create_tables
+from api.db import create_db_engine
 from api.deps import EngineDep
 from api.dispatch import run_dispatch_loop
 from api.engine import warm_up
 from api.errors import BodySizeLimit, install_error_handlers
+from api.migrations import upgrade
 from api.models import ErrorPublic, utc_now
-from api.routes import orders, quotes, riders, shops, trips
+from api.outbox import run_delivery_loop
+from api.routes import (
+    orders,
+    quotes,
+    riders,
+    shops,
+    trips,
+    webhook_endpoints,
+    webhook_secrets,
+    webhooks,
+)
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorPublic} for status in (400, 401, 404, 409, 413, 422, 503)
@@ -49,13 +60,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        create_tables(engine)
+        upgrade(engine)  # Alembic migrations to head
         warm_up(dispatch=settings.dispatch_enabled)
-        loop = None
+        loops = []
         if settings.dispatch_enabled:
-            loop = asyncio.create_task(run_dispatch_loop(engine, settings, clock))
+            loops.append(asyncio.create_task(run_dispatch_loop(engine, settings, clock)))
+        if settings.webhook_delivery_enabled:
+            loops.append(asyncio.create_task(run_delivery_loop(engine, settings, clock)))
         yield
-        if loop is not None:
+        for loop in loops:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
@@ -80,6 +93,9 @@ def create_app(
     v1.include_router(orders.router)
     v1.include_router(riders.router)
     v1.include_router(trips.router)
+    v1.include_router(webhook_secrets.router)
+    v1.include_router(webhooks.router)
+    v1.include_router(webhook_endpoints.router)
     app.include_router(v1)
     app.include_router(health_router)
     return app

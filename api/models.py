@@ -8,14 +8,25 @@ Families follow the full-stack-fastapi-template: ``XBase`` (shared fields and th
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from itertools import pairwise
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, ConfigDict, StrictBool, field_validator, model_validator
-from sqlalchemy import DateTime, Dialect, Text, TypeDecorator, UniqueConstraint
+from pydantic import Field as PydanticField
+from sqlalchemy import DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+# Names of constraints and indexes (Alembic's batch mode on SQLite alters only named ones).
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 def utc_now() -> datetime:
@@ -86,10 +97,12 @@ class ShopBase(SQLModel):
     lon: float = Field(ge=-180.0, le=180.0)
     circle_walk_min: int = Field(default=15, ge=1, le=60)
     promise_min: int = Field(default=30, ge=5, le=240)
+    # Deliveries must carry the order's PIN (otherwise a PIN is checked only when given).
+    require_pin: bool = False
 
 
 class ShopCreate(ShopBase, InputModel):
-    pass
+    require_pin: StrictBool = False
 
 
 class Shop(ShopBase, table=True):
@@ -181,7 +194,8 @@ class RiderBase(SQLModel):
 
 
 class Rider(RiderBase, table=True):
-    """A rider, owned by one shop for now (a pool shared by a circle needs a link table)."""
+    """A rider, registered by its home shop (``shop_id``); the shops it serves, the home shop
+    and any the admin linked (a pool shared by the shops of a circle), are in ``rider_shops``."""
 
     __tablename__ = "riders"
 
@@ -192,6 +206,30 @@ class Rider(RiderBase, table=True):
     lon: float | None = None
     located_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime())
+
+
+class RiderShop(SQLModel, table=True):
+    """A shop a rider serves: its dispatch may give the rider trips, its keys see the rider."""
+
+    __tablename__ = "rider_shops"
+
+    rider_id: uuid.UUID = Field(foreign_key="riders.id", primary_key=True)
+    shop_id: uuid.UUID = Field(foreign_key="shops.id", primary_key=True, index=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime())
+
+
+class RiderShopLink(InputModel):
+    """Another shop for a rider to serve (admin token)."""
+
+    shop_id: uuid.UUID
+
+
+class RiderShopsPublic(SQLModel):
+    """The shops a rider serves, its home shop first, then in the order they were linked."""
+
+    rider_id: uuid.UUID
+    home_shop_id: uuid.UUID
+    shop_ids: list[uuid.UUID]
 
 
 # Bounds of a rider's declared shifts.
@@ -303,10 +341,18 @@ class OrderBase(SQLModel):
     size_bags: int = Field(default=1, ge=1, le=50)
 
 
+# PIN proof of a delivery: 4 to 8 digits.
+PIN_PATTERN = r"^[0-9]{4,8}$"
+
+
 class OrderCreate(OrderBase, InputModel):
-    """An order at intake: give ``ready_at`` or ``picking_min`` (neither: ready when placed)."""
+    """An order at intake: give ``ready_at`` or ``picking_min`` (neither: ready when placed).
+
+    ``pin``: the customer's delivery PIN; without it the service makes a 4-digit one.
+    """
 
     ready_at: AwareDatetime | None = None
+    pin: str | None = Field(default=None, schema_extra={"pattern": PIN_PATTERN})
     picking_min: int | None = Field(default=None, ge=0, le=240)
 
     @field_validator("ready_at", mode="after")
@@ -326,6 +372,10 @@ class OrderCreate(OrderBase, InputModel):
         return self
 
 
+# Longest stored dispatch reason (longer ones are cut).
+DISPATCH_NOTE_CHARS = 256
+
+
 class Order(OrderBase, table=True):
     __tablename__ = "orders"
     __table_args__ = (
@@ -342,6 +392,10 @@ class Order(OrderBase, table=True):
     # The trip the order is on (assigned or picked up) and its current ETA there.
     trip_id: uuid.UUID | None = Field(default=None, foreign_key="trips.id", index=True)
     eta_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # The delivery PIN, salted and hashed (``api.security.hash_pin``); never stored in clear.
+    pin_hash: str | None = Field(default=None, max_length=128)
+    # Why the last dispatch decision left the order waiting (written only when it changes).
+    dispatch_note: str | None = Field(default=None, max_length=DISPATCH_NOTE_CHARS)
 
 
 class OrderPublic(OrderBase):
@@ -354,6 +408,15 @@ class OrderPublic(OrderBase):
     updated_at: datetime
     trip_id: uuid.UUID | None = None
     eta_at: datetime | None = None
+    # Why dispatch has not committed the order yet (its latest reason); null once committed.
+    dispatch_note: str | None = None
+
+
+class OrderCreatedPublic(OrderPublic):
+    """The reply to an intake: ``pin`` is the delivery PIN, shown only in the 201 reply that
+    created the order (null in replays and for an order known already)."""
+
+    pin: str | None = None
 
 
 class OrdersPublic(SQLModel):
@@ -363,10 +426,6 @@ class OrdersPublic(SQLModel):
 
 class OrderCancel(InputModel):
     reason: str | None = Field(default=None, max_length=200)
-
-
-# PIN proof of a delivery: 4 to 8 digits.
-PIN_PATTERN = r"^[0-9]{4,8}$"
 
 
 class OrderDeliver(InputModel):
@@ -482,6 +541,45 @@ class TripPublic(SQLModel):
     stops: list[TripStopPublic]
 
 
+# --- KPIs --------------------------------------------------------------------------------------
+
+
+class ClickToDoorPublic(SQLModel):
+    """Seconds from placing to delivery of the delivered orders; null when none was delivered."""
+
+    mean: float | None
+    p90: float | None
+
+
+class ShopKpisPublic(SQLModel):
+    """A shop's figures for one UTC day (see ``GET /v1/shops/{id}/kpis`` for the definitions)."""
+
+    shop_id: uuid.UUID
+    date: date
+    orders: int
+    delivered: int
+    cancelled: int
+    on_time_rate: float | None
+    click_to_door_s: ClickToDoorPublic
+    rider_hours: float
+    orders_per_rider_hour: float | None
+
+
+# --- dispatch leases ----------------------------------------------------------------------------
+
+
+class ShopLease(SQLModel, table=True):
+    """Which dispatch worker owns a shop, until when; ``epoch`` grows each time it changes hands
+    (or is taken again after expiring), and every dispatch write checks it."""
+
+    __tablename__ = "shop_leases"
+
+    shop_id: uuid.UUID = Field(foreign_key="shops.id", primary_key=True)
+    owner_id: str = Field(max_length=64)
+    epoch: int
+    expires_at: datetime = Field(sa_type=UTCDateTime())
+
+
 # --- idempotency --------------------------------------------------------------------------------
 
 
@@ -498,3 +596,339 @@ class IdempotencyRecord(SQLModel, table=True):
     response_status: int
     response_body: str = Field(sa_type=Text())
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime())
+
+
+# --- webhooks: the shop's inbound signing secrets -----------------------------------------------
+
+# A webhook secret given by the caller: 16 to 128 printable ASCII characters.
+WEBHOOK_SECRET_PATTERN = r"^[\x21-\x7e]{16,128}$"
+
+
+class WebhookSecretCreate(InputModel):
+    """A new inbound signing secret: ``secret`` to register one a platform made (Shopify's
+    webhook signing secret), or nothing to have the service make one."""
+
+    secret: str | None = Field(default=None, schema_extra={"pattern": WEBHOOK_SECRET_PATTERN})
+
+
+class WebhookSecret(SQLModel, table=True):
+    """A secret the shop's platforms sign inbound webhooks with (``api.signing``).
+
+    Stored in clear, unlike API keys: verifying an HMAC needs the secret itself. It is valid
+    while ``retired_at`` is null and ``expires_at`` (set when a newer secret replaced it) is in
+    the future; a shop has at most two valid secrets.
+    """
+
+    __tablename__ = "webhook_secrets"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
+    secret: str = Field(max_length=128)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(sa_type=UTCDateTime())
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class WebhookSecretPublic(SQLModel):
+    """A secret as listed or retired: never the secret itself."""
+
+    id: uuid.UUID
+    prefix: str
+    created_at: datetime
+    # When the secret stops being accepted (null: until it is replaced or retired).
+    expires_at: datetime | None
+    retired_at: datetime | None
+
+
+class WebhookSecretCreated(WebhookSecretPublic):
+    """A new secret: ``secret`` is shown this once; ``previous`` is the secret that stays valid
+    until its ``expires_at`` (the rotation window), null when there was none."""
+
+    secret: str
+    previous: WebhookSecretPublic | None
+
+
+class WebhookSecretsPublic(SQLModel):
+    data: list[WebhookSecretPublic]
+    count: int
+
+
+# --- webhooks in --------------------------------------------------------------------------------
+
+
+class InboundEventType(StrEnum):
+    created = "order.created"
+    updated = "order.updated"
+    cancelled = "order.cancelled"
+
+
+class InboundStatus(StrEnum):
+    applied = "applied"  # the event changed the order (or created it)
+    deferred = "deferred"  # its order is not known yet: applied when its order.created arrives
+    ignored = "ignored"  # authentic but without effect (stale update, order past the change)
+    rejected = "rejected"  # a deferred event that turned out invalid once its order arrived
+
+
+EVENT_ID_PATTERN = r"^[\x21-\x7e]{1,255}$"
+
+
+class InboundOrderData(InputModel):
+    """``data`` of ``order.created`` and ``order.updated``: the body of ``POST /v1/orders``
+    without ``source`` (the path's ``{source}``), validated exactly as that body."""
+
+    external_id: str = Field(min_length=1, max_length=128)
+    dropoff_lat: float = Field(ge=-90.0, le=90.0)
+    dropoff_lon: float = Field(ge=-180.0, le=180.0)
+    address: str = Field(default="", max_length=256)
+    size_bags: int = Field(default=1, ge=1, le=50)
+    ready_at: AwareDatetime | None = None
+    pin: str | None = Field(default=None, schema_extra={"pattern": PIN_PATTERN})
+    picking_min: int | None = Field(default=None, ge=0, le=240)
+
+
+class InboundCancelData(InputModel):
+    """``data`` of ``order.cancelled``."""
+
+    external_id: str = Field(min_length=1, max_length=128)
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class InboundEnvelope(InputModel):
+    id: str = Field(schema_extra={"pattern": EVENT_ID_PATTERN})
+    # When the platform made the event, Unix seconds: orders the updates of one order.
+    created: int = Field(ge=0, le=100_000_000_000)
+    shop_id: uuid.UUID
+
+
+class InboundOrderEvent(InboundEnvelope):
+    type: Literal["order.created", "order.updated"]
+    data: InboundOrderData
+
+
+class InboundCancelEvent(InboundEnvelope):
+    type: Literal["order.cancelled"]
+    data: InboundCancelData
+
+
+InboundEventIn = Annotated[
+    InboundOrderEvent | InboundCancelEvent, PydanticField(discriminator="type")
+]
+
+
+class InboundEvent(SQLModel, table=True):
+    """One authentic inbound event, kept for deduplication (at least ``webhook_dedupe_days``)
+    and, while ``deferred``, until its order arrives."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "source", "event_id", name="uq_inbound_events_shop_event"),
+        Index("ix_inbound_events_order_key", "shop_id", "source", "external_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: uuid.UUID = Field(foreign_key="shops.id")
+    source: str = Field(max_length=32)
+    event_id: str = Field(max_length=255)
+    type: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)
+    # The platform's time of the event (``created``), and ours of its arrival.
+    sent_at: datetime = Field(sa_type=UTCDateTime())
+    received_at: datetime = Field(sa_type=UTCDateTime(), index=True)
+    status: str = Field(max_length=16)
+    order_id: uuid.UUID | None = Field(default=None, foreign_key="orders.id")
+    # ``data`` as received (JSON), to apply a deferred event later.
+    data: str = Field(sa_type=Text())
+    note: str | None = Field(default=None, max_length=256)
+
+
+class InboundEventAck(SQLModel):
+    """The answer to an authentic event: what it did. ``duplicate``: the event id was seen
+    before and this delivery changed nothing (the first one's outcome is shown). ``pin``: the
+    delivery PIN of an order created by this delivery, shown this once."""
+
+    event_id: str
+    type: InboundEventType
+    status: InboundStatus
+    duplicate: bool
+    order_id: uuid.UUID | None
+    note: str | None
+    pin: str | None = None
+
+
+# --- webhooks out -------------------------------------------------------------------------------
+
+
+class OutboundEventType(StrEnum):
+    accepted = "order.accepted"
+    assigned = "order.assigned"
+    picked_up = "order.picked_up"
+    delivered = "order.delivered"
+    cancelled = "order.cancelled"
+    failed = "order.failed"
+    eta_changed = "order.eta_changed"
+
+
+class WebhookEndpointCreate(InputModel):
+    """An endpoint to receive the shop's order events; ``secret`` signs them (made by the
+    service when not given, and then shown once in the reply)."""
+
+    url: str = Field(min_length=8, max_length=2048)
+    event_types: list[OutboundEventType] = Field(min_length=1, max_length=len(OutboundEventType))
+    secret: str | None = Field(default=None, schema_extra={"pattern": WEBHOOK_SECRET_PATTERN})
+
+    @field_validator("url", mode="after")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        if parts.username is not None or parts.password is not None or " " in value:
+            raise ValueError("must not carry credentials or spaces")
+        try:
+            parts.port  # noqa: B018  (raises on a port out of range)
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return value
+
+    @field_validator("event_types", mode="after")
+    @classmethod
+    def _distinct(cls, values: list[OutboundEventType]) -> list[OutboundEventType]:
+        if len(set(values)) != len(values):
+            raise ValueError("must not repeat an event type")
+        return sorted(values)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A receiver of the shop's order events. ``secret`` is stored in clear (it signs)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
+    url: str = Field(max_length=2048)
+    # The subscribed event types, space-separated.
+    event_types: str = Field(max_length=256)
+    secret: str = Field(max_length=128)
+    created_at: datetime = Field(sa_type=UTCDateTime())
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class WebhookEndpointPublic(SQLModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[OutboundEventType]
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+class WebhookEndpointCreated(WebhookEndpointPublic):
+    """A new endpoint: ``secret`` is shown this once."""
+
+    secret: str
+
+
+class WebhookEndpointsPublic(SQLModel):
+    data: list[WebhookEndpointPublic]
+    count: int
+
+
+class OutboxEvent(SQLModel, table=True):
+    """An order event to send, written in the transaction of the state change. ``id`` is the
+    event id receivers deduplicate on; ``body`` the exact JSON sent each time."""
+
+    __tablename__ = "outbox_events"
+
+    id: str = Field(primary_key=True, max_length=32)
+    shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
+    type: str = Field(max_length=32)
+    order_id: uuid.UUID = Field(foreign_key="orders.id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime())
+    body: str = Field(sa_type=Text())
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"  # due at ``next_attempt_at`` (or being sent, under a lease)
+    delivered = "delivered"  # the endpoint answered 2xx
+    dead = "dead"  # every attempt of the retry window failed (a replay queues it again)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint: its state and retry schedule (the outbox proper).
+
+    A worker claims a due row by moving ``next_attempt_at`` to the end of a lease and setting
+    ``lease_token``; a worker killed before recording the outcome leaves the row due again when
+    the lease ends, so the event is sent again (at least once).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
+    endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoints.id")
+    event_id: str = Field(foreign_key="outbox_events.id", index=True, max_length=32)
+    event_type: str = Field(max_length=32)
+    status: str = Field(default=DeliveryStatus.pending.value, max_length=16)
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=UTCDateTime())
+    # Start of the current retry window (creation, or the last replay).
+    queued_at: datetime = Field(sa_type=UTCDateTime())
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime())
+    lease_token: str | None = Field(default=None, max_length=32)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=256)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One recorded attempt of a delivery (the delivery log)."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: uuid.UUID = Field(foreign_key="webhook_deliveries.id", index=True)
+    attempt: int
+    started_at: datetime = Field(sa_type=UTCDateTime())
+    duration_ms: int
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=256)
+
+
+class WebhookAttemptPublic(SQLModel):
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    # The endpoint's HTTP status (null: no answer, see ``error``).
+    status_code: int | None
+    error: str | None
+
+
+class WebhookDeliveryPublic(SQLModel):
+    id: uuid.UUID
+    endpoint_id: uuid.UUID
+    event_id: str
+    event_type: OutboundEventType
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    queued_at: datetime
+    # When the next attempt is due (pending deliveries only).
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+class WebhookDeliveryDetail(WebhookDeliveryPublic):
+    """A delivery with its recorded attempts, oldest first."""
+
+    attempt_log: list[WebhookAttemptPublic]
+
+
+class WebhookDeliveriesPublic(SQLModel):
+    data: list[WebhookDeliveryPublic]
+    count: int

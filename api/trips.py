@@ -24,6 +24,7 @@ from api.models import (
     TripStop,
     TripStopPublic,
 )
+from api.outbox import emit_for_kind
 
 # Statuses of an order that keep it on its trip.
 ON_TRIP = (OrderStatus.assigned.value, OrderStatus.picked_up.value)
@@ -31,7 +32,8 @@ ACTIVE_TRIP_VALUES = tuple(sorted(status.value for status in ACTIVE_TRIP_STATUSE
 
 
 def add_event(session: Session, order: Order, kind: str, at: datetime, note: str | None) -> None:
-    """Append one event recording ``order``'s current status."""
+    """Append one event recording ``order``'s current status, and its outbound webhook event
+    (``api.outbox.emit``) in the same transaction."""
     session.add(
         OrderEvent(
             order_id=order.id,
@@ -42,6 +44,7 @@ def add_event(session: Session, order: Order, kind: str, at: datetime, note: str
             note=note,
         )
     )
+    emit_for_kind(session, order, kind, at, note)
 
 
 def active_trip(session: Session, rider_id: uuid.UUID) -> Trip | None:

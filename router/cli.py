@@ -56,6 +56,30 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mdrp(args: argparse.Namespace) -> int:
+    """Play a Grubhub MDRP instance's day; write the evaluator's files and kpis.json."""
+    from router.dispatch import warm_up
+    from router.mdrp.instance import MdrpError
+    from router.mdrp.run import run_instance
+
+    warm_up()
+    try:
+        kpis = run_instance(args.instance, args.out, policy_name=args.policy, ready=args.ready)
+    except MdrpError as error:
+        print(f"quarterhour: mdrp: {error}", file=sys.stderr)
+        return 2
+    click_to_door = kpis["click_to_door_min"]
+    print(
+        f"{kpis['instance']} {kpis['policy']} ready {kpis['ready']}: "
+        f"{kpis['delivered']}/{kpis['orders']} delivered, click-to-door mean "
+        f"{click_to_door['mean']:.2f} min (p90 {click_to_door['p90']:.1f}), "
+        f"ready-to-pickup {kpis['ready_to_pickup_min']['mean']:.2f} min, "
+        f"${kpis['cost_per_order']:.2f}/order, {kpis['orders_per_bundle']:.2f} orders/bundle, "
+        f"tick p99 {kpis['tick_ms']['p99']:.0f} ms -> {args.out}"
+    )
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from router.generate import generate_scenario
 
@@ -84,6 +108,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     # Imported here: ``import router`` must never import the service's dependencies.
+    if args.demo:
+        from api.demo import run_demo
+
+        return run_demo(args.host, port, speed=args.demo_speed)
     import uvicorn
 
     uvicorn.run("api.main:create_app", factory=True, host=args.host, port=port)
@@ -112,6 +140,17 @@ def _parser() -> argparse.ArgumentParser:
         help="per-tick limit of the ortools-vrp baseline",
     )
     sim.set_defaults(handler=_simulate)
+    mdrp = commands.add_parser("mdrp", help="play a Grubhub MDRP instance (meal delivery)")
+    mdrp.add_argument("instance", help="instance folder (orders.txt, couriers.txt, ...)")
+    mdrp.add_argument("--out", required=True, help="output folder")
+    mdrp.add_argument("--policy", choices=("quarterhour",), default="quarterhour")
+    mdrp.add_argument(
+        "--ready",
+        choices=("known", "revealed"),
+        default="known",
+        help="ready times known at placement, or revealed only once reached",
+    )
+    mdrp.set_defaults(handler=_mdrp)
     gen = commands.add_parser("gen", help="generate a scenario from a preset")
     gen.add_argument("--preset", choices=("corner-store", "dark-store", "circle"), required=True)
     gen.add_argument("--seed", type=int, required=True)
@@ -120,6 +159,18 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP service (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", default="8000", help=f"TCP port, 1 to {MAX_PORT}")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="create a demo shop with riders on first start, print its credentials and play "
+        "orders and riders over HTTP (QUARTERHOUR_DEMO_FEED=0: no feed); what make run does",
+    )
+    serve.add_argument(
+        "--demo-speed",
+        type=_positive_int,
+        default=20,
+        help="with --demo: demo seconds per real second while the feed runs",
+    )
     serve.set_defaults(handler=_serve)
     return parser
 

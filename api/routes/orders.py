@@ -14,7 +14,15 @@ from pydantic import AwareDatetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.deps import CurrentShopDep, NowDep, SessionDep, fetch_page, get_owned
+from api.deps import (
+    CurrentShopDep,
+    CurrentShopReadDep,
+    GroupCommitDep,
+    NowDep,
+    SessionDep,
+    fetch_page,
+    get_owned,
+)
 from api.engine import walk_s
 from api.errors import AppError
 from api.models import (
@@ -23,6 +31,7 @@ from api.models import (
     Order,
     OrderCancel,
     OrderCreate,
+    OrderCreatedPublic,
     OrderDeliver,
     OrderEvent,
     OrderEventPublic,
@@ -33,13 +42,11 @@ from api.models import (
     OrderStatus,
     Shop,
 )
+from api.security import generate_pin, hash_pin, verify_pin
 from api.trips import ON_TRIP, add_event, finish_trip_if_done, leave_trip
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
-# Intake retries when a concurrent request committed the same order or key first (PostgreSQL;
-# on SQLite the write transaction is serialised by BEGIN IMMEDIATE).
-MAX_INTAKE_ATTEMPTS = 3
 # How far after placing an order its ready time may be.
 MAX_READY_AHEAD = timedelta(days=1)
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
@@ -58,8 +65,13 @@ IdempotencyKeyHeader = Annotated[
 
 
 def request_sha256(order_in: OrderCreate) -> str:
-    """Fingerprint of a request body, insensitive to key order and whitespace."""
-    canonical = json.dumps(order_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """Fingerprint of a request body, insensitive to key order and whitespace.
+
+    The delivery PIN is left out: the fingerprint is stored, and a PIN is stored only hashed.
+    """
+    canonical = json.dumps(
+        order_in.model_dump(mode="json", exclude={"pin"}), sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(f"POST /v1/orders\n{canonical}".encode()).hexdigest()
 
 
@@ -89,6 +101,45 @@ def ready_time(order_in: OrderCreate, placed_at: datetime) -> datetime:
     return max(order_in.ready_at, placed_at)
 
 
+def new_pin(order_in: OrderCreate) -> tuple[str, str]:
+    """The order's delivery PIN (``pin`` of the body, or a random one) and its stored hash."""
+    pin = order_in.pin or generate_pin()
+    return pin, hash_pin(pin)
+
+
+def place_order(
+    session: Session,
+    shop: Shop,
+    order_in: OrderCreate,
+    now: datetime,
+    *,
+    pin: tuple[str, str] | None = None,
+) -> tuple[Order, str]:
+    """Store a new order placed ``now`` and its ``placed`` event (flushed, not committed);
+    the order and its delivery PIN. Also the intake of inbound webhooks (``api.inbound``).
+
+    ``pin``: the PIN and its hash (``new_pin``) when made before the write transaction.
+    """
+    check_in_circle(shop, order_in)
+    shown_pin, pin_hash = pin or new_pin(order_in)
+    order = Order.model_validate(
+        order_in,
+        update={
+            "shop_id": shop.id,
+            "status": OrderStatus.pending.value,
+            "placed_at": now,
+            "ready_at": ready_time(order_in, now),
+            "promised_at": now + timedelta(minutes=shop.promise_min),
+            "updated_at": now,
+            "pin_hash": pin_hash,
+        },
+    )
+    session.add(order)
+    session.flush()
+    add_event(session, order, "placed", now, None)
+    return order, shown_pin
+
+
 def _take_order(
     session: Session,
     shop: Shop,
@@ -96,8 +147,10 @@ def _take_order(
     idempotency_key: str | None,
     fingerprint: str,
     now: datetime,
-) -> tuple[int, dict[str, Any], bool]:
-    """``(status, body, replayed)`` of one intake attempt, flushed but not committed."""
+    pin: tuple[str, str],
+) -> tuple[int, dict[str, Any], bool, str | None]:
+    """``(status, body, replayed, pin)`` of one intake attempt, flushed but not committed;
+    ``pin`` is the new order's delivery PIN (``None`` unless the order was created now)."""
     if idempotency_key is not None:
         record = session.exec(
             select(IdempotencyRecord).where(
@@ -111,7 +164,7 @@ def _take_order(
                     "idempotency_key_reused",
                     f"Idempotency-Key {idempotency_key!r} was used before with a different body",
                 )
-            return record.response_status, json.loads(record.response_body), True
+            return record.response_status, json.loads(record.response_body), True, None
 
     order = session.exec(
         select(Order).where(
@@ -121,22 +174,9 @@ def _take_order(
         )
     ).first()
     status_code = 200
+    shown_pin = None
     if order is None:
-        check_in_circle(shop, order_in)
-        order = Order.model_validate(
-            order_in,
-            update={
-                "shop_id": shop.id,
-                "status": OrderStatus.pending.value,
-                "placed_at": now,
-                "ready_at": ready_time(order_in, now),
-                "promised_at": now + timedelta(minutes=shop.promise_min),
-                "updated_at": now,
-            },
-        )
-        session.add(order)
-        session.flush()
-        add_event(session, order, "placed", now, None)
+        order, shown_pin = place_order(session, shop, order_in, now, pin=pin)
         status_code = 201
     body = OrderPublic.model_validate(order).model_dump(mode="json")
     if idempotency_key is not None:
@@ -151,51 +191,56 @@ def _take_order(
             )
         )
     session.flush()
-    return status_code, body, False
+    return status_code, body, False, shown_pin
 
 
 @router.post(
     "",
     status_code=201,
-    response_model=OrderPublic,
+    response_model=OrderCreatedPublic,
     responses={
         200: {
-            "model": OrderPublic,
+            "model": OrderCreatedPublic,
             "description": "This shop already has an order with this (source, external_id): "
-            "that order, unchanged (the first accepted version wins).",
+            "that order, unchanged (the first accepted version wins), without its PIN.",
         },
-        201: {"description": "The order was accepted and is durable."},
+        201: {"description": "The order was accepted and is durable; `pin` is shown this once."},
     },
 )
-def create_order(
+async def create_order(
     order_in: OrderCreate,
-    session: SessionDep,
-    shop: CurrentShopDep,
+    shop: CurrentShopReadDep,
+    group_commit: GroupCommitDep,
     now: NowDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Take an order: 201 when new, 200 when its ``(source, external_id)`` is known already.
 
     Drop-offs outside the shop's walking circle get 422 ``outside_service_area``. The promised
-    time is the placing time plus the shop's ``promise_min``.
+    time is the placing time plus the shop's ``promise_min``. The delivery PIN (``pin`` of the
+    body, or 4 random digits) is stored hashed and returned only in the 201 reply; replays with
+    the same ``Idempotency-Key`` and 200 replies show ``pin: null``.
+
+    The write goes through the group writer (``api.group_commit``): concurrent intakes share
+    one transaction and one fsync, each in a savepoint of its own, and each is answered only
+    after that commit. The key lookup, fingerprint and PIN hash happen before, outside it.
     """
     fingerprint = request_sha256(order_in)
-    for attempt in range(MAX_INTAKE_ATTEMPTS):
-        try:
-            status_code, body, replayed = _take_order(
-                session, shop, order_in, idempotency_key, fingerprint, now
-            )
-            session.commit()
-            break
-        except IntegrityError:
-            # A concurrent request committed this order or this key first: read what it wrote.
-            session.rollback()
-            if attempt == MAX_INTAKE_ATTEMPTS - 1:
-                raise AppError(
-                    409, "conflict", "the order is being written by a concurrent request; retry"
-                ) from None
+    pin = new_pin(order_in)
+
+    def take(session: Session) -> tuple[int, dict[str, Any], bool, str | None]:
+        return _take_order(session, shop, order_in, idempotency_key, fingerprint, now, pin)
+
+    try:
+        status_code, body, replayed, pin_shown = await group_commit.run(take)
+    except IntegrityError:
+        # A concurrent transaction kept committing this order or this key first (the group
+        # writer reran the intake, which then reads what it wrote, ``ATTEMPTS`` times).
+        raise AppError(
+            409, "conflict", "the order is being written by a concurrent request; retry"
+        ) from None
     headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(body, status_code, headers=headers)
+    return JSONResponse({**body, "pin": pin_shown}, status_code, headers=headers)
 
 
 def as_utc(value: datetime, field: str) -> datetime:
@@ -269,12 +314,17 @@ def deliver_order(
     now: NowDep,
     deliver_in: OrderDeliver | None = None,
 ) -> OrderPublic:
-    """The rider handed the order over (optionally with the customer's PIN as proof).
+    """The rider handed the order over, with the customer's PIN as proof when given.
 
     The order must be picked up first (409 ``order_not_picked_up``); delivering a delivered
-    order changes nothing. The last stop of a trip delivered or failed makes the trip done.
+    order changes nothing. A PIN that is not the order's gets 422 ``wrong_pin``; no PIN gets
+    422 ``pin_required`` when the shop requires one (``require_pin``). Either way the order
+    stays as it was. The last stop of a trip delivered or failed makes the trip done.
     """
     order = get_owned(session, Order, shop, order_id, "order", lock=True)
+    pin = deliver_in.pin if deliver_in else None
+    if pin is not None and not verify_pin(pin, order.pin_hash):
+        raise AppError(422, "wrong_pin", "the PIN is not this order's delivery PIN")
     if order.status == OrderStatus.delivered:
         return OrderPublic.model_validate(order)
     if order.status != OrderStatus.picked_up:
@@ -283,11 +333,14 @@ def deliver_order(
             "order_not_picked_up",
             f"the order is {order.status}; only a picked-up order can be delivered",
         )
+    if pin is None and shop.require_pin:
+        raise AppError(
+            422, "pin_required", "the shop requires the customer's delivery PIN: give pin"
+        )
     order.status = OrderStatus.delivered.value
     order.updated_at = now
     session.add(order)
-    pin = deliver_in.pin if deliver_in else None
-    add_event(session, order, "delivered", now, f"PIN {pin}" if pin else None)
+    add_event(session, order, "delivered", now, "PIN checked" if pin else None)
     finish_trip_if_done(session, order.trip_id, now)
     session.commit()
     return OrderPublic.model_validate(order)

@@ -1,20 +1,22 @@
 """Riders of a shop: registration, reads, going on or off duty, and reported positions.
 
-A rider belongs to one shop (``riders.shop_id``); a pool shared by the shops of a circle will
-need a link table.
+A rider is registered by its home shop (``riders.shop_id``) and serves the shops linked to it in
+``rider_shops``: its home shop, and any other the admin links (``POST /v1/riders/{id}/shops``),
+so that the shops of a circle can share a pool. A shop's key sees and manages the riders serving
+that shop, and no other; a rider's trip is shown only to the shop of that trip.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
-from api.deps import CurrentShopDep, NowDep, SessionDep, fetch_page, get_owned
-from api.errors import AppError
+from api.deps import AdminDep, CurrentShopDep, NowDep, SessionDep, fetch_page
+from api.errors import AppError, not_found
 from api.models import (
     ErrorPublic,
     Rider,
@@ -23,7 +25,11 @@ from api.models import (
     RiderLocation,
     RiderPublic,
     RiderShift,
+    RiderShop,
+    RiderShopLink,
+    RiderShopsPublic,
     RidersPublic,
+    Shop,
     TripPublic,
 )
 from api.trips import active_trip, trip_public
@@ -32,6 +38,22 @@ router = APIRouter(prefix="/riders", tags=["riders"])
 
 # How far ahead of the service's clock a reported position may be (phones' clocks drift).
 MAX_LOCATION_AHEAD = timedelta(minutes=2)
+
+
+def serving(shop_id: uuid.UUID) -> Any:
+    """Condition: the rider serves the shop ``shop_id`` (for ``select(Rider)``)."""
+    return col(Rider.id).in_(select(RiderShop.rider_id).where(RiderShop.shop_id == shop_id))
+
+
+def get_served_rider(
+    session: Session, shop: Shop, rider_id: uuid.UUID, *, lock: bool = False
+) -> Rider:
+    """The rider ``rider_id`` if it serves ``shop``; 404 otherwise, as if it did not exist."""
+    link = session.get(RiderShop, (rider_id, shop.id))
+    rider = session.get(Rider, rider_id, with_for_update=lock) if link is not None else None
+    if rider is None:
+        raise not_found("rider")
+    return rider
 
 
 def rider_public(session: Session, rider: Rider) -> RiderPublic:
@@ -53,6 +75,7 @@ def create_rider(
     )
     session.add(rider)
     session.flush()
+    session.add(RiderShop(rider_id=rider.id, shop_id=shop.id, created_at=now))
     for start_at, end_at in rider_in.shifts:
         session.add(RiderShift(rider_id=rider.id, start_at=start_at, end_at=end_at))
     session.commit()
@@ -67,8 +90,8 @@ def list_riders(
     skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RidersPublic:
-    """The shop's riders, oldest first; ``count`` is the number matching the filter."""
-    conditions = [col(Rider.shop_id) == shop.id]
+    """The riders serving the shop, oldest first; ``count`` is the number matching the filter."""
+    conditions = [serving(shop.id)]
     if on_duty is not None:
         conditions.append(col(Rider.on_duty) == on_duty)
     riders, count = fetch_page(
@@ -79,15 +102,15 @@ def list_riders(
 
 @router.get("/{rider_id}")
 def read_rider(rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -> RiderPublic:
-    return rider_public(session, get_owned(session, Rider, shop, rider_id, "rider"))
+    return rider_public(session, get_served_rider(session, shop, rider_id))
 
 
 @router.post("/{rider_id}/duty")
 def set_duty(
     rider_id: uuid.UUID, duty_in: RiderDuty, session: SessionDep, shop: CurrentShopDep
 ) -> RiderPublic:
-    """Put the rider on duty (dispatch may give them trips) or off duty."""
-    rider = get_owned(session, Rider, shop, rider_id, "rider", lock=True)
+    """Put the rider on duty (dispatch may give them trips) or off duty, for every shop served."""
+    rider = get_served_rider(session, shop, rider_id, lock=True)
     if rider.on_duty != duty_in.on_duty:
         rider.on_duty = duty_in.on_duty
         session.add(rider)
@@ -116,7 +139,7 @@ def report_location(
             f"at {at.isoformat()} is more than 2 minutes after the service's clock "
             f"({now.isoformat()})",
         )
-    rider = get_owned(session, Rider, shop, rider_id, "rider", lock=True)
+    rider = get_served_rider(session, shop, rider_id, lock=True)
     if rider.located_at is None or at >= rider.located_at:
         rider.lat, rider.lon, rider.located_at = location_in.lat, location_in.lon, at
         session.add(rider)
@@ -136,10 +159,41 @@ def report_location(
 def read_rider_trip(rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -> TripPublic:
     """The rider's committed trip: the shop, the stops in delivery sequence, their ETAs.
 
-    404 ``no_trip`` when the rider has no committed or picked-up trip.
+    404 ``no_trip`` when the rider has no committed or picked-up trip for the calling shop (a
+    shared rider's trip for another shop is that shop's data).
     """
-    rider = get_owned(session, Rider, shop, rider_id, "rider")
+    rider = get_served_rider(session, shop, rider_id)
     trip = active_trip(session, rider.id)
-    if trip is None:
+    if trip is None or trip.shop_id != shop.id:
         raise AppError(404, "no_trip", "the rider has no committed trip")
     return trip_public(session, trip)
+
+
+def rider_shops_public(session: Session, rider: Rider) -> RiderShopsPublic:
+    links = session.exec(
+        select(RiderShop)
+        .where(RiderShop.rider_id == rider.id)
+        .order_by(col(RiderShop.created_at), col(RiderShop.shop_id))
+    ).all()
+    others = [link.shop_id for link in links if link.shop_id != rider.shop_id]
+    return RiderShopsPublic(
+        rider_id=rider.id, home_shop_id=rider.shop_id, shop_ids=[rider.shop_id, *others]
+    )
+
+
+@router.post("/{rider_id}/shops", dependencies=[AdminDep])
+def link_rider_shop(
+    rider_id: uuid.UUID, link_in: RiderShopLink, session: SessionDep, now: NowDep
+) -> RiderShopsPublic:
+    """Let the rider serve another shop too (admin token): that shop's dispatch may give it
+    trips and that shop's keys see it. Linking a linked shop changes nothing; a missing rider or
+    shop is 404."""
+    rider = session.get(Rider, rider_id, with_for_update=True)
+    if rider is None:
+        raise not_found("rider")
+    if session.get(Shop, link_in.shop_id) is None:
+        raise not_found("shop")
+    if session.get(RiderShop, (rider.id, link_in.shop_id)) is None:
+        session.add(RiderShop(rider_id=rider.id, shop_id=link_in.shop_id, created_at=now))
+        session.commit()
+    return rider_shops_public(session, rider)

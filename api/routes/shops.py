@@ -4,20 +4,24 @@ revoked by the shop or the admin."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from sqlmodel import Session, col, func, select
 
 from api.deps import AdminDep, CurrentShopDep, ManagedShopDep, NowDep, SessionDep
 from api.errors import AppError, not_found
+from api.kpis import shop_kpis
 from api.models import (
     ApiKey,
     ApiKeyCreated,
     ApiKeyPublic,
+    RiderShop,
     Shop,
     ShopCreate,
     ShopCreated,
+    ShopKpisPublic,
     ShopPublic,
 )
 from api.security import generate_api_key, hash_api_key, key_prefix
@@ -93,3 +97,31 @@ def revoke_api_key(
         session.add(api_key)
         session.commit()
     return ApiKeyPublic.model_validate(api_key)
+
+
+@router.get("/{shop_id}/kpis")
+def read_shop_kpis(
+    shop: ManagedShopDep,
+    session: SessionDep,
+    now: NowDep,
+    day: Annotated[
+        date | None,
+        Query(alias="date", description="The UTC day, YYYY-MM-DD (default: today in UTC)."),
+    ] = None,
+) -> ShopKpisPublic:
+    """The shop's figures for one UTC day (its own key or the admin token).
+
+    - ``orders``: orders placed during the day (00:00 to 24:00 UTC), whatever their status now;
+      ``delivered`` and ``cancelled``: those of them delivered, cancelled.
+    - ``on_time_rate``: delivered no later than ``promised_at`` / (``orders`` - ``cancelled``),
+      as DESIGN's definition (the service rejects at intake, so nothing is ``rejected``); orders
+      still open count as not on time. Null when there is no such order.
+    - ``click_to_door_s``: seconds from ``placed_at`` to the delivery of the delivered orders:
+      ``mean`` and ``p90`` (linear interpolation between order statistics, numpy's default).
+    - ``rider_hours``: the declared shifts of the riders serving the shop, each rider's merged
+      and clipped to the day. Going on or off duty is not recorded over time, so a rider without
+      declared shifts counts no hours; a rider serving several shops counts in each.
+    - ``orders_per_rider_hour``: ``delivered`` / ``rider_hours``; null without rider hours.
+    """
+    rider_ids = session.exec(select(RiderShop.rider_id).where(RiderShop.shop_id == shop.id)).all()
+    return shop_kpis(session, shop, day or now.date(), list(rider_ids))

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from api.deps import CurrentShopDep, NowDep, SessionDep, get_owned
 from api.errors import AppError
 from api.models import Order, OrderStatus, Trip, TripPublic, TripStatus
+from api.outbox import ETA_CHANGE_THRESHOLD_S, set_eta
 from api.trips import add_event, trip_public
 
 router = APIRouter(prefix="/trips", tags=["trips"])
@@ -21,7 +22,10 @@ def pick_up_trip(
 ) -> TripPublic:
     """The rider left the shop with the trip's orders: each assigned order is picked up.
 
-    Picking up a picked-up trip changes nothing; a done trip gets 409 ``trip_done``.
+    Picking up a picked-up trip changes nothing; a done trip gets 409 ``trip_done``. A pickup
+    later than the planned departure by more than ``ETA_CHANGE_THRESHOLD_S`` (120 s) moves
+    each order's ETA back by the delay (``order.eta_changed`` to webhook endpoints); an early
+    or nearly punctual one leaves the ETAs as planned.
     """
     trip = get_owned(session, Trip, shop, trip_id, "trip", lock=True)
     if trip.status == TripStatus.done:
@@ -33,11 +37,15 @@ def pick_up_trip(
             .order_by(col(Order.id))
             .with_for_update()
         ).all()
+        delay = now - trip.depart_at
+        late = delay.total_seconds() > ETA_CHANGE_THRESHOLD_S
         for order in orders:
             order.status = OrderStatus.picked_up.value
             order.updated_at = now
             session.add(order)
             add_event(session, order, "picked_up", now, f"trip {trip.id}")
+            if late and order.eta_at is not None:
+                set_eta(session, order, order.eta_at + delay, now)
         trip.status = TripStatus.picked_up.value
         session.add(trip)
         session.commit()

@@ -18,8 +18,9 @@ from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
 from api.config import Settings
-from api.db import create_db_engine, create_tables
+from api.db import create_db_engine
 from api.main import create_app
+from api.migrations import upgrade
 from tests.api.factories import ADMIN, ADMIN_TOKEN, FakeClock, ShopHandle, shop_body
 
 PG_HOST = "127.0.0.1"
@@ -65,7 +66,7 @@ def postgres_engine() -> Iterator[Engine]:
         f"?options=-csearch_path%3D{schema}"
     )
     engine = create_db_engine(url)
-    create_tables(engine)
+    upgrade(engine)
     try:
         yield engine
     finally:
@@ -107,7 +108,10 @@ def module_database_url(
 
 def start_client(database_url: str) -> Iterator[TestClient]:
     settings = Settings(
-        database_url=database_url, admin_token=SecretStr(ADMIN_TOKEN), dispatch_enabled=False
+        database_url=database_url,
+        admin_token=SecretStr(ADMIN_TOKEN),
+        dispatch_enabled=False,
+        webhook_delivery_enabled=False,
     )
     with TestClient(create_app(settings, clock=FakeClock())) as client:
         yield client
@@ -130,7 +134,10 @@ def create_shop(client: TestClient, **overrides: Any) -> ShopHandle:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
-        database_url=database_url, admin_token=SecretStr(ADMIN_TOKEN), dispatch_enabled=False
+        database_url=database_url,
+        admin_token=SecretStr(ADMIN_TOKEN),
+        dispatch_enabled=False,
+        webhook_delivery_enabled=False,
     )
 
 

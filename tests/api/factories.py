@@ -99,3 +99,55 @@ def run_dispatch(engine: Engine, shop_id: str, now: datetime, tick_s: int = TICK
         shop = session.get(Shop, uuid.UUID(shop_id))
         assert shop is not None
         return dispatch_shop(session, shop, now, tick_s=tick_s)
+
+
+def add_webhook_secret(client: Any, shop: ShopHandle, secret: str | None = None) -> str:
+    """A new inbound webhook secret of ``shop`` (the given one, or made by the service)."""
+    body = {"secret": secret} if secret is not None else None
+    response = client.post(f"/v1/shops/{shop.id}/webhook-secrets", json=body, headers=shop.headers)
+    assert response.status_code == 201, response.text
+    made: str = response.json()["secret"]
+    return made
+
+
+def inbound_event(
+    shop_id: str,
+    event_type: str = "order.created",
+    event_id: str = "evt_1",
+    created: int | None = None,
+    **data: Any,
+) -> dict[str, Any]:
+    """An inbound event of our format; ``data`` defaults to ``order_body``'s order."""
+    if event_type == "order.cancelled":
+        payload: dict[str, Any] = {"external_id": "A-1001", **data}
+    else:
+        payload = {key: value for key, value in order_body(**data).items() if key != "source"}
+    return {
+        "id": event_id,
+        "type": event_type,
+        "created": int(START.timestamp()) if created is None else created,
+        "shop_id": shop_id,
+        "data": payload,
+    }
+
+
+def post_signed(
+    client: Any,
+    event: Any,
+    secret: str | None,
+    *,
+    source: str = "meituan",
+    at: datetime = START,
+    raw: bytes | None = None,
+) -> Any:
+    """POST ``event`` (or the bytes ``raw``) to ``/v1/webhooks/{source}`` signed with ``secret``
+    at ``at`` (no signature header when ``secret`` is None)."""
+    import json
+
+    from api.signing import signature_header
+
+    body = raw if raw is not None else json.dumps(event).encode()
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["Quarterhour-Signature"] = signature_header([secret], int(at.timestamp()), body)
+    return client.post(f"/v1/webhooks/{source}", content=body, headers=headers)

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import OperationalError
 
-from api.db import create_db_engine, create_tables, writer
+from api.db import create_db_engine, writer
+from api.migrations import upgrade
 
 
 def sqlite_engine(tmp_path: Path, busy_timeout_ms: int = 5_000) -> Engine:
@@ -29,9 +30,9 @@ def record_statements(engine: Engine) -> list[str]:
 
 
 def test_sqlite_file_and_folder_are_created(tmp_path: Path) -> None:
-    """A SQLite URL under a missing folder works: the folder is made, the tables created."""
+    """A SQLite URL under a missing folder works: the folder is made, the schema migrated."""
     engine = sqlite_engine(tmp_path)
-    create_tables(engine)
+    upgrade(engine)
     assert (tmp_path / "var" / "quarterhour.db").is_file()
     engine.dispose()
 
@@ -63,7 +64,7 @@ def test_writes_begin_immediate_reads_begin_deferred(tmp_path: Path) -> None:
 def test_write_transaction_holds_the_lock_from_its_start(tmp_path: Path) -> None:
     """While one write transaction is open a second cannot start (busy 0 ms), a read can."""
     engine = sqlite_engine(tmp_path, busy_timeout_ms=0)
-    create_tables(engine)
+    upgrade(engine)
     with writer(engine).begin() as first:
         first.execute(text("SELECT 1"))
         with pytest.raises(OperationalError, match="locked"), writer(engine).begin() as second:

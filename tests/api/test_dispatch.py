@@ -4,19 +4,23 @@ riders on the service's clock, picked up, delivered or failed, with their events
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
+from sqlmodel import Session
 
 import api.dispatch
 from api.config import Settings
 from api.dispatch import dispatch_all
-from api.engine import TRAVEL_RULES, ShopPlan
+from api.engine import TRAVEL_RULES, ShopPlan, absolute_reason, plan_shop
 from api.main import create_app
+from api.models import Order, Rider, Shop
 from router.travel import travel_s
 from tests.api.conftest import Factory, create_shop
 from tests.api.factories import (
@@ -138,7 +142,7 @@ def test_pickup_then_deliver(
     again = client.post(f"/v1/trips/{trip_id}/pickup", headers=shop.headers)
     assert again.json() == picked.json()
     clock.advance(300)
-    delivered = client.post(deliver, json={"pin": "4821"}, headers=shop.headers)
+    delivered = client.post(deliver, json={"pin": order["pin"]}, headers=shop.headers)
     assert delivered.status_code == 200, delivered.text
     assert delivered.json()["status"] == "delivered"
     assert client.post(deliver, headers=shop.headers).json() == delivered.json()
@@ -322,10 +326,10 @@ def test_one_failing_shop_does_not_stop_the_others(
         post_order(client, shop)
     real = api.dispatch.dispatch_shop
 
-    def broken_for_a(session: Any, shop: Any, now: datetime, *, tick_s: int) -> ShopPlan:
+    def broken_for_a(session: Any, shop: Any, now: datetime, **options: Any) -> ShopPlan:
         if str(shop.id) == shop_a.id:
             raise RuntimeError("shop A is broken")
-        return real(session, shop, now, tick_s=tick_s)
+        return real(session, shop, now, **options)
 
     monkeypatch.setattr(api.dispatch, "dispatch_shop", broken_for_a)
     assert dispatch_all(engine, clock(), TICK_S) == 1
@@ -344,3 +348,113 @@ def test_the_loop_of_a_running_app_commits_orders(database_url: str) -> None:
         while get_order(client, shop, order)["status"] != "assigned":
             assert time.monotonic() < deadline, "the loop assigned nothing in 30 s"
             time.sleep(0.1)
+
+
+def test_a_waiting_order_shows_why(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """After a tick a pending order carries the engine's reason, with times as UTC instants;
+    the note is cleared once the order is committed."""
+    order = post_order(client, shop, picking_min=20)
+    assert get_order(client, shop, order)["dispatch_note"] is None
+    run_dispatch(engine, shop.id, clock())
+    assert get_order(client, shop, order)["dispatch_note"] == "no rider on duty"
+    on_duty_rider(client, shop)
+    clock.advance(TICK_S)
+    run_dispatch(engine, shop.id, clock())
+    waiting = get_order(client, shop, order)
+    assert waiting["status"] == "pending"
+    ready = at(waiting["ready_at"]).astimezone(UTC).isoformat(timespec="seconds")
+    assert waiting["dispatch_note"].endswith(f"until {ready}"), waiting["dispatch_note"]
+    clock.advance(20 * 60)
+    assert dispatch_until_assigned(client, shop, engine, clock, order)["dispatch_note"] is None
+
+
+def test_an_unchanged_reason_is_not_written_again(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A second tick giving the same reason updates no order row."""
+    post_order(client, shop, picking_min=20)
+    on_duty_rider(client, shop)
+    run_dispatch(engine, shop.id, clock())
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.lstrip().upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        clock.advance(TICK_S)
+        run_dispatch(engine, shop.id, clock())
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert any(statement.startswith("SELECT") for statement in statements)
+    assert not [statement for statement in statements if statement.startswith("UPDATE ORDERS")]
+
+
+def test_absolute_reason_turns_seconds_into_instants() -> None:
+    """'until 90' and 'at -30' become UTC instants; text without times is unchanged."""
+    now = datetime(2026, 11, 29, 9, 0, 0, 400_000, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert absolute_reason("not ready until 90", now) == "not ready until 2026-11-29T01:01:30+00:00"
+    assert absolute_reason("rider's shift starts at -30", now) == (
+        "rider's shift starts at 2026-11-29T00:59:30+00:00"
+    )
+    assert absolute_reason("queued behind more urgent orders", now) == (
+        "queued behind more urgent orders"
+    )
+
+
+def test_a_shared_rider_serves_both_shops_one_trip_at_a_time(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """A's rider linked to B gets B's order; while on that trip A's order waits; once it is done
+    A's order goes to the same rider. A rider not linked to B never gets B's orders."""
+    shop_a, shop_b = make_shop(), make_shop(name="Fruit corner")
+    loner = make_shop(name="Elsewhere")
+    rider = on_duty_rider(client, shop_a)
+    loner_rider = on_duty_rider(client, loner, mode="walk")
+    post_order(client, loner)
+    plan = run_dispatch(engine, loner.id, clock())  # the ebike of A is free, and faster
+    assert [str(trip.rider_id) for trip in plan.trips] == [loner_rider["id"]]
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    linked = client.post(
+        f"/v1/riders/{rider['id']}/shops", json={"shop_id": shop_b.id}, headers=admin
+    )
+    assert linked.status_code == 200, linked.text
+    order_b = post_order(client, shop_b)
+    trip_b = dispatch_until_assigned(client, shop_b, engine, clock, order_b)["trip_id"]
+    trip = client.get(f"/v1/riders/{rider['id']}/trip", headers=shop_b.headers).json()
+    assert (trip["id"], trip["shop"]["id"]) == (trip_b, shop_b.id)
+
+    order_a = post_order(client, shop_a)
+    for _ in range(3):
+        assert run_dispatch(engine, shop_a.id, clock()).trips == []
+        clock.advance(TICK_S)
+    assert get_order(client, shop_a, order_a)["status"] == "pending"
+
+    client.post(f"/v1/trips/{trip_b}/pickup", headers=shop_b.headers)
+    clock.advance(300)
+    client.post(f"/v1/orders/{order_b['id']}/deliver", headers=shop_b.headers)
+    assigned = dispatch_until_assigned(client, shop_a, engine, clock, order_a)
+    trip = client.get(f"/v1/riders/{rider['id']}/trip", headers=shop_a.headers).json()
+    assert (trip["id"], trip["shop"]["id"]) == (assigned["trip_id"], shop_a.id)
+
+
+def test_engine_rider_serves_excludes_riders_not_serving_the_shop(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """plan_shop with rider_shop_ids: a rider not serving the shop gets no trip."""
+    shop = make_shop()
+    rider = on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    with Session(engine) as session:
+        shop_row = session.get(Shop, uuid.UUID(shop.id))
+        rider_row = session.get(Rider, uuid.UUID(rider["id"]))
+        order_row = session.get(Order, uuid.UUID(order["id"]))
+        assert shop_row and rider_row and order_row
+        args = (shop_row, [order_row], [rider_row], {}, {}, clock(), TICK_S)
+        serving = plan_shop(*args, rider_shop_ids={rider_row.id: {shop_row.id}})
+        elsewhere = plan_shop(*args, rider_shop_ids={rider_row.id: {uuid.uuid4()}})
+    assert [trip.rider_id for trip in serving.trips] == [rider_row.id]
+    assert elsewhere.trips == []
+    assert elsewhere.reasons[order_row.id]

@@ -60,12 +60,15 @@ def test_intake_returns_201_with_promised_time(client: TestClient, shop: ShopHan
 def test_intake_is_durable_and_readable(
     client: TestClient, shop: ShopHandle, engine: Engine
 ) -> None:
-    """The acknowledged order is one row and reads back the same through GET /v1/orders/{id}."""
+    """The acknowledged order is one row and reads back the same through GET /v1/orders/{id}
+    (all but its delivery PIN, shown only at intake)."""
     order = post_order(client, shop).json()
     assert count_rows(engine, "orders") == 1
     response = client.get(f"/v1/orders/{order['id']}", headers=shop.headers)
     assert response.status_code == 200
+    pin = order.pop("pin")
     assert response.json() == order
+    assert len(pin) == 4 and pin.isdigit()
 
 
 def test_ready_time_from_picking_minutes_or_ready_at(client: TestClient, shop: ShopHandle) -> None:
@@ -124,11 +127,12 @@ def test_circle_edge_follows_design_rule(client: TestClient, make_shop: Any) -> 
 def test_same_idempotency_key_same_body_replays(
     client: TestClient, shop: ShopHandle, clock: FakeClock, engine: Engine
 ) -> None:
-    """A retry with the same key and body gets the same status and body, and no new row."""
+    """A retry with the same key and body gets the same status and body (but for the PIN,
+    shown only once), and no new row."""
     first = post_order(client, shop, key="retry-1")
     clock.advance(60)
     again = post_order(client, shop, key="retry-1")
-    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert (again.status_code, again.json()) == (first.status_code, {**first.json(), "pin": None})
     assert again.headers["idempotent-replayed"] == "true"
     assert count_rows(engine, "orders") == 1
 
@@ -146,11 +150,12 @@ def test_same_idempotency_key_other_body_is_422(
 def test_duplicate_external_id_returns_the_same_order(
     client: TestClient, shop: ShopHandle, engine: Engine
 ) -> None:
-    """The same (source, external_id) again: 200 with the first order, unchanged; one row."""
+    """The same (source, external_id) again: 200 with the first order, unchanged (its PIN not
+    shown again); one row."""
     first = post_order(client, shop)
     again = post_order(client, shop, address="another text")
     assert (first.status_code, again.status_code) == (201, 200)
-    assert again.json() == first.json()
+    assert again.json() == {**first.json(), "pin": None}
     other_source = post_order(client, shop, source="meituan")
     assert other_source.status_code == 201
     assert count_rows(engine, "orders") == 2

@@ -1,4 +1,5 @@
-"""Tests of api/routes/riders.py: registration with shifts, reads, lists, duty and positions."""
+"""Tests of api/routes/riders.py: registration with shifts, reads, lists, duty, positions and
+the shops a rider serves."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from tests.api.conftest import Factory
 from tests.api.factories import (
+    ADMIN,
     INSIDE_LAT,
     INSIDE_LON,
     START,
@@ -232,3 +235,42 @@ def test_rider_routes_need_a_key_and_a_real_rider(client: TestClient, shop: Shop
     )
     assert_error(response, 404, "not_found")
     assert_error(client.get("/v1/riders/7", headers=shop.headers), 422, "validation_error")
+
+
+def test_admin_links_a_rider_to_another_shop(
+    client: TestClient, make_shop: Factory, engine: Engine
+) -> None:
+    """POST /v1/riders/{id}/shops (admin): the rider serves both shops, home first; linking again
+    changes nothing; one link row per shop."""
+    home, other = make_shop(), make_shop(name="Fruit corner")
+    rider = post_rider(client, home)
+    url = f"/v1/riders/{rider['id']}/shops"
+    expected = {"rider_id": rider["id"], "home_shop_id": home.id, "shop_ids": [home.id, other.id]}
+    for _ in range(2):
+        response = client.post(url, json={"shop_id": other.id}, headers=ADMIN)
+        assert (response.status_code, response.json()) == (200, expected)
+    same = client.post(url, json={"shop_id": home.id}, headers=ADMIN)
+    assert same.json() == expected
+    assert count_rows(engine, "rider_shops") == 2
+    assert client.get(f"/v1/riders/{rider['id']}", headers=other.headers).json() == rider
+
+
+def test_linking_needs_the_admin_and_existing_objects(
+    client: TestClient, make_shop: Factory, engine: Engine
+) -> None:
+    """A shop key, even the rider's home shop's, gets 401; a missing rider or shop 404; a bad
+    body 422; nothing is linked."""
+    home, other = make_shop(), make_shop(name="Fruit corner")
+    rider = post_rider(client, home)
+    url = f"/v1/riders/{rider['id']}/shops"
+    body = {"shop_id": other.id}
+    for headers in (home.headers, other.headers, {}):
+        assert_error(client.post(url, json=body, headers=headers), 401, "unauthorized")
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert_error(
+        client.post(f"/v1/riders/{missing}/shops", json=body, headers=ADMIN), 404, "not_found"
+    )
+    assert_error(client.post(url, json={"shop_id": missing}, headers=ADMIN), 404, "not_found")
+    for bad in ({}, {"shop_id": "nope"}, {"shop_id": other.id, "extra": 1}, [other.id]):
+        assert_error(client.post(url, json=bad, headers=ADMIN), 422)
+    assert count_rows(engine, "rider_shops") == 1

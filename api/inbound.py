@@ -1,0 +1,332 @@
+"""Inbound webhooks: authenticate, deduplicate and apply platform order events.
+
+Authentication (``authenticate``): the event names its shop (``shop_id`` in our format, a query
+parameter for Shopify); it must be signed with one of that shop's valid webhook secrets (at most
+two during a rotation, ``api.routes.webhook_secrets``). An unknown shop, a shop without a valid
+secret and a wrong signature are the same 401 ``invalid_signature``, so that the answer does
+not tell which shops exist. Nothing is stored for a request that is not authentic.
+
+Processing (``process_event``), in the request's one write transaction, so that an event is
+durable before it is acknowledged and never half applied:
+
+- deduplication: ``(shop, source, event id)`` is unique in ``inbound_events``; a second delivery
+  of an id changes nothing and gets the first one's outcome with ``duplicate: true``. Ids are
+  kept ``webhook_dedupe_days`` (at least 7) after they arrive (``purge_inbound_events``);
+  deferred events are kept until their order arrives.
+- ``order.created``: exactly ``POST /v1/orders`` by the shop with ``source`` = the path's
+  ``{source}`` (same validation, circle rule and delivery PIN); an order known already under
+  ``(source, external_id)`` stays as it is (the first accepted version wins).
+- ``order.updated``: carries the whole order (``data`` as in ``order.created``). It applies to
+  a pending order, and only when its ``created`` is not older than the last applied event of
+  the order (a late, stale update is ``ignored``): drop-off (circle rule), address, size, ready
+  time (from the order's placing time). An order a rider already has is not changed (``ignored``).
+- ``order.cancelled``: cancels a pending or assigned order, like ``POST /v1/orders/{id}/cancel``;
+  a cancelled order stays cancelled; an order picked up or closed is not changed (``ignored``).
+- out of order: an update or a cancel whose order is not known yet is stored as ``deferred``
+  and applied, in ``created`` order, in the transaction that creates the order. A cancel that
+  came first makes the order exist and be cancelled at once (events ``placed`` then
+  ``cancelled``; ``order.accepted`` then ``order.cancelled`` out), so that a late create can
+  never bring a cancelled order to life and the shop still sees it. A deferred update that does
+  not pass validation then is ``rejected`` (with its reason in ``note``).
+
+Concurrency: every event first takes a lock on its order's key (``pg_advisory_xact_lock`` on
+PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers), so that a cancel and its create
+arriving together cannot miss each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Engine, delete, text
+from sqlmodel import Session, col, select
+
+from api.db import writer
+from api.errors import AppError, describe_validation_errors
+from api.models import (
+    CANCELLABLE,
+    DISPATCH_NOTE_CHARS,
+    InboundCancelEvent,
+    InboundEvent,
+    InboundEventAck,
+    InboundEventIn,
+    InboundEventType,
+    InboundOrderData,
+    InboundOrderEvent,
+    InboundStatus,
+    Order,
+    OrderCreate,
+    OrderStatus,
+    Shop,
+    WebhookSecret,
+)
+from api.routes.orders import check_in_circle, place_order, ready_time
+from api.trips import add_event, finish_trip_if_done, leave_trip
+
+EVENT_ADAPTER: TypeAdapter[InboundOrderEvent | InboundCancelEvent] = TypeAdapter(InboundEventIn)
+INVALID_SIGNATURE = "invalid_signature"
+BAD_SIGNATURE_MESSAGE = "the signature does not match a valid webhook secret of the named shop"
+# Key space of the advisory locks taken per order key (PostgreSQL).
+LOCK_NAMESPACE = b"quarterhour.inbound"
+
+
+def unauthorized(message: str = BAD_SIGNATURE_MESSAGE) -> AppError:
+    return AppError(401, INVALID_SIGNATURE, message)
+
+
+def valid_secrets(session: Session, shop_id: uuid.UUID, now: datetime) -> list[str]:
+    """The shop's secrets that verify signatures at ``now``, newest first."""
+    rows = session.exec(
+        select(WebhookSecret)
+        .where(WebhookSecret.shop_id == shop_id, col(WebhookSecret.retired_at).is_(None))
+        .order_by(col(WebhookSecret.created_at).desc(), col(WebhookSecret.id))
+    ).all()
+    return [row.secret for row in rows if row.expires_at is None or row.expires_at > now]
+
+
+def authenticate(
+    session: Session, shop_id: object, now: datetime, verify: Callable[[list[str]], bool]
+) -> Shop:
+    """The shop named ``shop_id`` when ``verify`` accepts one of its valid secrets; 401 alike
+    for a malformed or unknown shop id, a shop without secrets and a wrong signature."""
+    shop = None
+    if isinstance(shop_id, str):
+        try:
+            shop = session.get(Shop, uuid.UUID(shop_id))
+        except ValueError:
+            shop = None
+    candidates = valid_secrets(session, shop.id, now) if shop is not None else []
+    # Verify even without a shop (against a throwaway secret): the time taken tells nothing.
+    if not verify(candidates or ["whsec_unknown-shop"]) or shop is None or not candidates:
+        raise unauthorized()
+    return shop
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of ``body``, or ``None`` when it is not JSON (then nothing is authentic:
+    the shop cannot be read)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def validate_event(payload: Any) -> InboundOrderEvent | InboundCancelEvent:
+    """The event of an authentic body; 422 naming the field when it is not our format."""
+    try:
+        return EVENT_ADAPTER.validate_python(payload)
+    except ValidationError as error:
+        code, message = describe_validation_errors(error.errors())
+        raise AppError(422, code, message) from None
+
+
+def lock_order_key(session: Session, shop_id: uuid.UUID, source: str, external_id: str) -> None:
+    """Serialise the events of one order until the transaction ends (PostgreSQL)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(
+        b"\0".join([LOCK_NAMESPACE, shop_id.bytes, source.encode(), external_id.encode()])
+    ).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _find_order(session: Session, shop: Shop, source: str, external_id: str) -> Order | None:
+    return session.exec(
+        select(Order)
+        .where(Order.shop_id == shop.id, Order.source == source, Order.external_id == external_id)
+        .with_for_update()
+    ).first()
+
+
+def _order_in(source: str, data: InboundOrderData) -> OrderCreate:
+    """The ``POST /v1/orders`` body of an event's order (validated as that body)."""
+    try:
+        return OrderCreate.model_validate({**data.model_dump(exclude_unset=True), "source": source})
+    except ValidationError as error:  # pragma: no cover - the fields and bounds are the same
+        code, message = describe_validation_errors(error.errors())
+        raise AppError(422, code, message) from None
+
+
+def _ack(row: InboundEvent, *, duplicate: bool, pin: str | None = None) -> InboundEventAck:
+    return InboundEventAck(
+        event_id=row.event_id,
+        type=InboundEventType(row.type),
+        status=InboundStatus(row.status),
+        duplicate=duplicate,
+        order_id=row.order_id,
+        note=row.note,
+        pin=pin,
+    )
+
+
+def _note(text_: str) -> str:
+    return text_[:DISPATCH_NOTE_CHARS]
+
+
+def _last_applied_at(session: Session, order: Order) -> datetime | None:
+    """``sent_at`` of the latest applied event of ``order`` (to drop stale updates)."""
+    rows = session.exec(
+        select(InboundEvent.sent_at)
+        .where(
+            InboundEvent.order_id == order.id,
+            InboundEvent.status == InboundStatus.applied.value,
+        )
+        .order_by(col(InboundEvent.sent_at).desc())
+        .limit(1)
+    ).all()
+    return rows[0] if rows else None
+
+
+def _apply_update(
+    session: Session,
+    shop: Shop,
+    order: Order,
+    order_in: OrderCreate,
+    sent_at: datetime,
+    now: datetime,
+) -> tuple[InboundStatus, str | None]:
+    """Apply an update to ``order``; raises ``AppError`` 422 when the new drop-off is outside
+    the circle or the ready time out of range (nothing changed then)."""
+    last = _last_applied_at(session, order)
+    if last is not None and sent_at < last:
+        return InboundStatus.ignored, "stale: a later event of this order was applied already"
+    if order.status != OrderStatus.pending:
+        return InboundStatus.ignored, f"the order is {order.status}; only pending orders change"
+    check_in_circle(shop, order_in)
+    order.dropoff_lat, order.dropoff_lon = order_in.dropoff_lat, order_in.dropoff_lon
+    order.address, order.size_bags = order_in.address, order_in.size_bags
+    order.ready_at = ready_time(order_in, order.placed_at)
+    order.updated_at = now
+    order.dispatch_note = None
+    session.add(order)
+    add_event(session, order, "updated", now, "inbound order.updated")
+    return InboundStatus.applied, None
+
+
+def _apply_cancel(
+    session: Session, order: Order, reason: str | None, now: datetime
+) -> tuple[InboundStatus, str | None]:
+    if order.status == OrderStatus.cancelled:
+        return InboundStatus.applied, "the order was cancelled already"
+    if order.status not in CANCELLABLE:
+        return InboundStatus.ignored, f"the order is {order.status}; it cannot be cancelled"
+    order.status = OrderStatus.cancelled.value
+    order.updated_at = now
+    trip_id = leave_trip(order)
+    session.add(order)
+    add_event(session, order, "cancelled", now, reason)
+    finish_trip_if_done(session, trip_id, now)
+    return InboundStatus.applied, None
+
+
+def _apply_deferred(session: Session, shop: Shop, order: Order, source: str, now: datetime) -> None:
+    """Apply the events of ``order`` that arrived before it, oldest ``created`` first."""
+    rows = session.exec(
+        select(InboundEvent)
+        .where(
+            InboundEvent.shop_id == shop.id,
+            InboundEvent.source == source,
+            InboundEvent.external_id == order.external_id,
+            InboundEvent.status == InboundStatus.deferred.value,
+        )
+        .order_by(col(InboundEvent.sent_at), col(InboundEvent.id))
+    ).all()
+    for row in rows:
+        data = json.loads(row.data)
+        row.order_id = order.id
+        try:
+            if row.type == InboundEventType.cancelled:
+                status, note = _apply_cancel(session, order, data.get("reason"), now)
+            else:
+                order_in = _order_in(source, InboundOrderData.model_validate(data))
+                status, note = _apply_update(session, shop, order, order_in, row.sent_at, now)
+        except AppError as error:
+            status, note = InboundStatus.rejected, error.message
+        row.status, row.note = status.value, _note(note) if note else None
+        session.add(row)
+
+
+def process_event(
+    session: Session,
+    shop: Shop,
+    source: str,
+    event: InboundOrderEvent | InboundCancelEvent,
+    now: datetime,
+) -> InboundEventAck:
+    """Deduplicate, store and apply one authentic event (flushed, not committed)."""
+    external_id = event.data.external_id
+    lock_order_key(session, shop.id, source, external_id)
+    seen = session.exec(
+        select(InboundEvent).where(
+            InboundEvent.shop_id == shop.id,
+            InboundEvent.source == source,
+            InboundEvent.event_id == event.id,
+        )
+    ).first()
+    if seen is not None:
+        return _ack(seen, duplicate=True)
+
+    sent_at = datetime.fromtimestamp(event.created, UTC)
+    row = InboundEvent(
+        shop_id=shop.id,
+        source=source,
+        event_id=event.id,
+        type=event.type,
+        external_id=external_id,
+        sent_at=sent_at,
+        received_at=now,
+        status=InboundStatus.applied.value,
+        data=event.data.model_dump_json(exclude_unset=True),
+    )
+    order = _find_order(session, shop, source, external_id)
+    pin = None
+    note: str | None = None
+    if isinstance(event, InboundCancelEvent):
+        if order is None:
+            row.status, note = InboundStatus.deferred.value, "no such order yet"
+        else:
+            status, note = _apply_cancel(session, order, event.data.reason, now)
+            row.status = status.value
+    elif event.type == InboundEventType.created:
+        if order is None:
+            order, pin = place_order(session, shop, _order_in(source, event.data), now)
+            row.order_id = order.id
+            session.add(row)
+            session.flush()
+            _apply_deferred(session, shop, order, source, now)
+        else:
+            row.status, note = InboundStatus.ignored.value, "the order exists already"
+    elif order is None:
+        row.status, note = InboundStatus.deferred.value, "no such order yet"
+    else:
+        status, note = _apply_update(
+            session, shop, order, _order_in(source, event.data), sent_at, now
+        )
+        row.status = status.value
+    row.order_id = order.id if order is not None else None
+    row.note = _note(note) if note else None
+    session.add(row)
+    session.flush()
+    return _ack(row, duplicate=False, pin=pin)
+
+
+def purge_inbound_events(engine: Engine, now: datetime, dedupe_days: int) -> int:
+    """Forget the ids of events received over ``dedupe_days`` ago (deferred ones are kept);
+    how many were deleted."""
+    cutoff = now.astimezone(UTC) - timedelta(days=dedupe_days)
+    with Session(writer(engine)) as session:
+        result = session.execute(
+            delete(InboundEvent).where(
+                col(InboundEvent.received_at) < cutoff,
+                col(InboundEvent.status) != InboundStatus.deferred.value,
+            )
+        )
+        session.commit()
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,127 @@
+"""A shop's KPIs for one UTC day, by DESIGN.md's "Exact definitions" where they apply.
+
+The orders of a day are those *placed* during it (``[00:00, 24:00)`` UTC), whatever happened to
+them later; a day that is still running therefore counts its open orders as not (yet) on time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+
+import numpy as np
+from sqlmodel import Session, col, select
+
+from api.errors import AppError
+from api.models import (
+    ClickToDoorPublic,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    RiderShift,
+    Shop,
+    ShopKpisPublic,
+)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """``[start, end)`` of the UTC day; 422 ``date_out_of_range`` for the last representable."""
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    try:
+        return start, start + timedelta(days=1)
+    except OverflowError:
+        raise AppError(
+            422, "date_out_of_range", f"date {day.isoformat()} is out of range"
+        ) from None
+
+
+def merged_seconds(
+    intervals: Iterable[tuple[datetime, datetime]], start: datetime, end: datetime
+) -> float:
+    """Seconds covered by the union of ``intervals`` clipped to ``[start, end)``."""
+    clipped = sorted(
+        (max(a, start), min(b, end)) for a, b in intervals if min(b, end) > max(a, start)
+    )
+    total = 0.0
+    current: tuple[datetime, datetime] | None = None
+    for a, b in clipped:
+        if current is not None and a <= current[1]:
+            current = (current[0], max(current[1], b))
+            continue
+        if current is not None:
+            total += (current[1] - current[0]).total_seconds()
+        current = (a, b)
+    if current is not None:
+        total += (current[1] - current[0]).total_seconds()
+    return total
+
+
+def rider_seconds(
+    session: Session, rider_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+) -> float:
+    """The riders' declared shifts, each rider's merged and clipped to the day, summed."""
+    if not rider_ids:
+        return 0.0
+    shifts = session.exec(
+        select(RiderShift).where(
+            col(RiderShift.rider_id).in_(rider_ids),
+            col(RiderShift.start_at) < end,
+            col(RiderShift.end_at) > start,
+        )
+    ).all()
+    by_rider: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
+    for shift in shifts:
+        by_rider.setdefault(shift.rider_id, []).append((shift.start_at, shift.end_at))
+    return sum(merged_seconds(spans, start, end) for spans in by_rider.values())
+
+
+def shop_kpis(
+    session: Session, shop: Shop, day: date, rider_ids: Sequence[uuid.UUID]
+) -> ShopKpisPublic:
+    """The KPIs of ``shop`` on the UTC ``day``; ``rider_ids`` are the riders serving it."""
+    start, end = day_bounds(day)
+    in_day = (
+        Order.shop_id == shop.id,
+        col(Order.placed_at) >= start,
+        col(Order.placed_at) < end,
+    )
+    statuses = session.exec(select(Order.status).where(*in_day)).all()
+    rows = session.exec(
+        select(Order.id, Order.placed_at, Order.promised_at, OrderEvent.at)
+        .join(OrderEvent, col(OrderEvent.order_id) == col(Order.id))
+        .where(
+            *in_day,
+            Order.status == OrderStatus.delivered.value,
+            OrderEvent.kind == "delivered",
+        )
+    ).all()
+    delivered_at: dict[uuid.UUID, tuple[datetime, datetime, datetime]] = {}
+    for order_id, placed_at, promised_at, at in rows:
+        if order_id not in delivered_at or at < delivered_at[order_id][2]:
+            delivered_at[order_id] = (placed_at, promised_at, at)
+
+    n_orders = len(statuses)
+    n_cancelled = sum(status == OrderStatus.cancelled for status in statuses)
+    n_delivered = len(delivered_at)
+    n_on_time = sum(at <= promised_at for _, promised_at, at in delivered_at.values())
+    click_to_door = np.array(
+        [(at - placed_at).total_seconds() for placed_at, _, at in delivered_at.values()],
+        dtype=np.float64,
+    )
+    served = n_orders - n_cancelled
+    hours = rider_seconds(session, rider_ids, start, end) / 3600
+    return ShopKpisPublic(
+        shop_id=shop.id,
+        date=day,
+        orders=n_orders,
+        delivered=n_delivered,
+        cancelled=n_cancelled,
+        on_time_rate=n_on_time / served if served else None,
+        click_to_door_s=ClickToDoorPublic(
+            mean=float(click_to_door.mean()) if n_delivered else None,
+            p90=float(np.percentile(click_to_door, 90)) if n_delivered else None,
+        ),
+        rider_hours=hours,
+        orders_per_rider_hour=n_delivered / hours if hours > 0 else None,
+    )

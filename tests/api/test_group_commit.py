@@ -1,0 +1,142 @@
+"""Tests of api/group_commit.py: concurrent order intakes written in shared transactions, each
+with its own outcome, all durable once answered."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+import api.group_commit
+from api.errors import AppError
+from api.group_commit import Outcome, write_batch
+from api.models import IdempotencyRecord, OrderCreate, Shop
+from api.routes.orders import place_order
+from tests.api.factories import (
+    OUTSIDE_LAT,
+    OUTSIDE_LON,
+    START,
+    ShopHandle,
+    assert_error,
+    count_rows,
+    order_body,
+)
+
+N_THREADS = 24
+
+
+def _load_shop(engine: Engine, shop: ShopHandle) -> Shop:
+    with Session(engine, expire_on_commit=False) as session:
+        row = session.get(Shop, uuid.UUID(shop.id))
+        assert row is not None
+        return row
+
+
+def test_concurrent_intakes_all_succeed_and_persist(
+    client: TestClient,
+    app: FastAPI,
+    shop: ShopHandle,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many threads placing orders at once, every fourth one outside the circle: each valid one
+    gets 201 and is stored with its event, each invalid one 422, whatever batch it shared."""
+    batch_sizes: list[int] = []
+    real_write_batch = api.group_commit.write_batch
+
+    def counting_write_batch(engine: Engine, works: list[Any]) -> list[Outcome]:
+        batch_sizes.append(len(works))
+        return real_write_batch(engine, works)
+
+    monkeypatch.setattr(api.group_commit, "write_batch", counting_write_batch)
+    barrier = threading.Barrier(N_THREADS)
+    responses: list[Any] = [None] * N_THREADS
+
+    def post(index: int) -> None:
+        outside = index % 4 == 3
+        body = order_body(
+            external_id=f"T-{index}",
+            **({"dropoff_lat": OUTSIDE_LAT, "dropoff_lon": OUTSIDE_LON} if outside else {}),
+        )
+        headers = {**shop.headers, "Idempotency-Key": f"thread-{index}"}
+        barrier.wait()
+        responses[index] = client.post("/v1/orders", json=body, headers=headers)
+
+    threads = [threading.Thread(target=post, args=(index,)) for index in range(N_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    n_valid = sum(1 for index in range(N_THREADS) if index % 4 != 3)
+    for index, response in enumerate(responses):
+        if index % 4 == 3:
+            assert_error(response, 422, "outside_service_area")
+        else:
+            assert response.status_code == 201, response.text
+            assert response.json()["external_id"] == f"T-{index}"
+    ids = {response.json()["id"] for response in responses if response.status_code == 201}
+    assert len(ids) == n_valid
+    assert count_rows(engine, "orders") == n_valid
+    assert count_rows(engine, "order_events", "kind = 'placed'") == n_valid
+    assert count_rows(engine, "idempotency_records") == n_valid
+    assert sum(batch_sizes) == N_THREADS
+
+
+def test_a_failing_write_in_a_batch_leaves_the_others_stored(
+    client: TestClient, shop: ShopHandle, engine: Engine
+) -> None:
+    """In one batch, a write raising an AppError and one hitting a unique key are rolled back
+    alone and report their own errors; the writes before and after them are committed."""
+    row = _load_shop(engine, shop)
+
+    def place(external_id: str, **overrides: Any) -> Any:
+        order_in = OrderCreate.model_validate(order_body(external_id=external_id, **overrides))
+
+        def work(session: Session) -> uuid.UUID:
+            return place_order(session, row, order_in, START)[0].id
+
+        return work
+
+    def duplicate_key(session: Session) -> None:
+        for _ in range(2):
+            session.add(
+                IdempotencyRecord(
+                    shop_id=row.id,
+                    key="same",
+                    request_sha256="0" * 64,
+                    response_status=201,
+                    response_body="{}",
+                )
+            )
+            session.flush()
+
+    outcomes = write_batch(
+        engine,
+        [
+            place("B-1"),
+            place("B-2", dropoff_lat=OUTSIDE_LAT, dropoff_lon=OUTSIDE_LON),
+            duplicate_key,
+            place("B-3"),
+        ],
+    )
+    assert [outcome.error is None for outcome in outcomes] == [True, False, False, True]
+    assert isinstance(outcomes[1].error, AppError)
+    assert outcomes[1].error.code == "outside_service_area"
+    assert type(outcomes[2].error).__name__ == "IntegrityError"
+    assert count_rows(engine, "orders") == 2
+    assert count_rows(engine, "order_events") == 2
+    assert count_rows(engine, "idempotency_records") == 0
+    stored = {outcomes[0].value.hex, outcomes[3].value.hex}
+    with engine.connect() as connection:
+        ids = {
+            uuid.UUID(str(value)).hex
+            for value in connection.exec_driver_sql("SELECT id FROM orders").scalars()
+        }
+    assert ids == stored

@@ -1,0 +1,171 @@
+"""Tests of api/kpis.py and GET /v1/shops/{id}/kpis: a day of orders with hand-checked counts,
+on-time rate, click-to-door mean and p90, rider hours, and who may read them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from api.kpis import merged_seconds
+from tests.api.conftest import Factory
+from tests.api.factories import (
+    ADMIN,
+    TICK_S,
+    FakeClock,
+    ShopHandle,
+    assert_error,
+    order_body,
+    rider_body,
+    run_dispatch,
+)
+
+# FakeClock's start, 09:00 in Shanghai, is 01:00 UTC on 29 November.
+T = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
+
+
+def utc(day: int, hour: int) -> str:
+    return datetime(2026, 11, day, hour, 0, tzinfo=UTC).isoformat()
+
+
+def rider(client: TestClient, shop: ShopHandle, shifts: list[list[str]], on_duty: bool) -> None:
+    created = client.post("/v1/riders", json=rider_body(shifts=shifts), headers=shop.headers)
+    assert created.status_code == 201, created.text
+    if on_duty:
+        url = f"/v1/riders/{created.json()['id']}/duty"
+        client.post(url, json={"on_duty": True}, headers=shop.headers)
+
+
+def place(client: TestClient, shop: ShopHandle, external_id: str) -> dict[str, Any]:
+    body = order_body(external_id=external_id, size_bags=1)
+    response = client.post("/v1/orders", json=body, headers=shop.headers)
+    assert response.status_code == 201, response.text
+    placed: dict[str, Any] = response.json()
+    return placed
+
+
+def kpis(client: TestClient, shop: ShopHandle, **params: str) -> dict[str, Any]:
+    response = client.get(f"/v1/shops/{shop.id}/kpis", params=params, headers=shop.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_a_hand_checked_day(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """29 Nov: A, B, C delivered after 600, 900 and 2100 s (C late, promise 1800 s), D cancelled,
+    E open: 5 orders, on time 2 / 4, mean 1200 s, p90 900 + 0.8 * 1200 = 1860 s; riders on
+    shifts 4 h and 2 h + 1 h in the day: 7 h, 3 / 7 orders per rider-hour. F, placed on 28 Nov,
+    counts only there."""
+    shop, other = make_shop(), make_shop(name="Fruit corner")
+    rider(client, shop, [[utc(29, 0), utc(29, 4)]], on_duty=True)
+    rider(client, shop, [[utc(28, 22), utc(29, 2)], [utc(29, 10), utc(29, 11)]], on_duty=True)
+    rider(client, shop, [], on_duty=False)  # no declared shift: no hours
+    rider(client, other, [[utc(29, 0), utc(29, 12)]], on_duty=True)  # another shop's
+
+    clock.now = T - timedelta(hours=2)
+    place(client, shop, "F")
+    clock.now = T
+    a, b, c, d = (place(client, shop, name) for name in "ABCD")
+    cancel = client.post(f"/v1/orders/{d['id']}/cancel", headers=shop.headers)
+    assert cancel.json()["status"] == "cancelled"
+    for _ in range(10):
+        run_dispatch(engine, shop.id, clock())
+        mine = [client.get(f"/v1/orders/{o['id']}", headers=shop.headers).json() for o in (a, b, c)]
+        if all(order["status"] == "assigned" for order in mine):
+            break
+        clock.advance(TICK_S)
+    assert all(order["status"] == "assigned" for order in mine), mine
+    for trip_id in {order["trip_id"] for order in mine}:
+        picked = client.post(f"/v1/trips/{trip_id}/pickup", headers=shop.headers)
+        assert picked.status_code == 200, picked.text
+    for order, after_s in ((a, 600), (b, 900), (c, 2100)):
+        clock.now = T + timedelta(seconds=after_s)
+        url = f"/v1/orders/{order['id']}/deliver"
+        assert client.post(url, headers=shop.headers).json()["status"] == "delivered"
+    clock.now = T + timedelta(seconds=2200)
+    place(client, shop, "E")
+
+    day = kpis(client, shop)
+    assert day == {
+        "shop_id": shop.id,
+        "date": "2026-11-29",
+        "orders": 5,
+        "delivered": 3,
+        "cancelled": 1,
+        "on_time_rate": 0.5,
+        "click_to_door_s": {"mean": 1200.0, "p90": pytest.approx(1860.0)},
+        "rider_hours": 7.0,
+        "orders_per_rider_hour": pytest.approx(3 / 7),
+    }
+    day_before = kpis(client, shop, date="2026-11-28")
+    assert (day_before["orders"], day_before["delivered"], day_before["cancelled"]) == (1, 0, 0)
+    assert day_before["on_time_rate"] == 0.0
+    assert day_before["rider_hours"] == 2.0  # 22:00 to 24:00 of the second rider
+    assert day_before["orders_per_rider_hour"] == 0.0
+    other_day = kpis(client, other)
+    assert (other_day["orders"], other_day["rider_hours"]) == (0, 12.0)
+
+
+def test_an_empty_day_has_nulls(client: TestClient, shop: ShopHandle) -> None:
+    """No orders and no rider hours: counts 0, every rate and time null."""
+    assert kpis(client, shop, date="2020-02-29") == {
+        "shop_id": shop.id,
+        "date": "2020-02-29",
+        "orders": 0,
+        "delivered": 0,
+        "cancelled": 0,
+        "on_time_rate": None,
+        "click_to_door_s": {"mean": None, "p90": None},
+        "rider_hours": 0.0,
+        "orders_per_rider_hour": None,
+    }
+
+
+def test_admin_reads_any_shop_other_shops_key_gets_404(
+    client: TestClient, make_shop: Factory
+) -> None:
+    """The admin token reads a shop's KPIs; another shop's key gets 404, no key 401."""
+    shop_a, shop_b = make_shop(), make_shop(name="Fruit corner")
+    url = f"/v1/shops/{shop_a.id}/kpis"
+    assert client.get(url, headers=ADMIN).json()["shop_id"] == shop_a.id
+    assert_error(client.get(url, headers=shop_b.headers), 404, "not_found")
+    assert_error(client.get(url), 401, "unauthorized")
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("2026-02-30", "validation_error"),
+        ("yesterday", "validation_error"),
+        ("2026-11-29x", "validation_error"),
+        ("9999-12-31", "date_out_of_range"),
+    ],
+)
+def test_bad_dates_are_422(client: TestClient, shop: ShopHandle, value: str, code: str) -> None:
+    """A date that is no calendar day, or the last one representable, gets 422."""
+    response = client.get(f"/v1/shops/{shop.id}/kpis?date={value}", headers=shop.headers)
+    assert_error(response, 422, code)
+
+
+def test_first_representable_day_is_fine(client: TestClient, shop: ShopHandle) -> None:
+    """0001-01-01 is a day like any other (nothing in it)."""
+    assert kpis(client, shop, date="0001-01-01")["date"] == "0001-01-01"
+
+
+def test_merged_seconds_merges_overlaps_and_clips() -> None:
+    """Overlapping and touching intervals count once; parts outside the window are dropped."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    end = start + timedelta(days=1)
+
+    def at(hours: float) -> datetime:
+        return start + timedelta(hours=hours)
+
+    spans = [(at(-2), at(1)), (at(0.5), at(2)), (at(2), at(3)), (at(10), at(11)), (at(23), at(26))]
+    assert merged_seconds(spans, start, end) == (3 + 1 + 1) * 3600
+    assert merged_seconds([(at(25), at(26))], start, end) == 0
+    assert merged_seconds([], start, end) == 0

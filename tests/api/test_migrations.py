@@ -1,0 +1,135 @@
+"""Tests of api/migrations: the migrated schema is exactly the models' on SQLite and PostgreSQL,
+migrations run from any working directory, concurrently, and down to nothing and back."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, text
+from sqlmodel import SQLModel
+
+from api.db import create_db_engine
+from api.migrations import (
+    alembic_config,
+    current_revision,
+    downgrade,
+    main,
+    schema_differences,
+    upgrade,
+)
+from tests.api.conftest import BACKENDS
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on an empty database: a new SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        engine = create_db_engine(f"sqlite:///{tmp_path}/empty.db")
+        yield engine
+        engine.dispose()
+        return
+    shared: Engine = request.getfixturevalue("postgres_engine")
+    schema = f"qh_mig_{secrets.token_hex(6)}"
+    url = shared.url.set(query={"options": f"-csearch_path={schema}"})
+    with shared.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_db_engine(url.render_as_string(hide_password=False))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with shared.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def table_names(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def test_there_is_one_head() -> None:
+    """The revisions form one line (no branches to merge)."""
+    assert HEAD is not None
+
+
+def test_migrated_schema_matches_the_models(empty_engine: Engine) -> None:
+    """After the migrations, autogenerate finds nothing to change: a model change without a
+    migration fails here."""
+    upgrade(empty_engine)
+    assert current_revision(empty_engine) == HEAD
+    assert schema_differences(empty_engine) == []
+    assert table_names(empty_engine) == set(SQLModel.metadata.tables) | {"alembic_version"}
+
+
+def test_test_database_is_at_head(database_url: str) -> None:
+    """The database the API tests use (migrated by the fixtures or the app) matches the models."""
+    engine = create_db_engine(database_url)
+    upgrade(engine)
+    assert current_revision(engine) == HEAD
+    assert schema_differences(engine) == []
+    engine.dispose()
+
+
+def test_a_drifted_schema_is_detected(empty_engine: Engine) -> None:
+    """An index missing from the database shows up as a difference."""
+    upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_orders_status"))
+    differences = schema_differences(empty_engine)
+    assert [difference[0] for difference in differences] == ["add_index"]
+
+
+def test_upgrade_is_idempotent_and_reversible(empty_engine: Engine) -> None:
+    """Upgrading twice changes nothing; downgrading to base leaves only Alembic's table."""
+    upgrade(empty_engine)
+    upgrade(empty_engine)
+    assert current_revision(empty_engine) == HEAD
+    downgrade(empty_engine, "base")
+    assert current_revision(empty_engine) is None
+    assert table_names(empty_engine) == {"alembic_version"}
+    upgrade(empty_engine)
+    assert schema_differences(empty_engine) == []
+
+
+def test_concurrent_upgrades_both_succeed(empty_engine: Engine) -> None:
+    """Two processes starting at once on an empty database: one migrates, the other waits."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            upgrade(empty_engine)
+        except BaseException as error:  # pragma: no cover - reported by the assert below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert current_revision(empty_engine) == HEAD
+
+
+def test_migrations_do_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from an unrelated folder, the migrations are found by package path."""
+    monkeypatch.chdir(tmp_path)
+    engine = create_db_engine("sqlite:///elsewhere.db")
+    upgrade(engine)
+    assert current_revision(engine) == HEAD
+    engine.dispose()
+    assert (tmp_path / "elsewhere.db").is_file()
+
+
+def test_cli_check_and_upgrade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m api.migrations check`` passes on the revisions; ``upgrade --url`` migrates."""
+    assert main(["check"]) == 0
+    assert main(["upgrade", "--url", f"sqlite:///{tmp_path}/cli.db"]) == 0
+    assert capsys.readouterr().out.strip() == f"at revision {HEAD}"
