@@ -65,6 +65,8 @@ def _price_pairs(
     pickup_s: int,
     riders_per_bundle: int,
     rider_weight: int,
+    rider_quota_left: IntArray,
+    extra_order_cost: int,
 ) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
     n_bundles = bundle_shops.shape[0]
     n_riders = rider_modes.shape[0]
@@ -94,6 +96,7 @@ def _price_pairs(
                     depart_s + offsets_s[b, m, step], order_placed_s[order], order_promised_s[order]
                 )
             cost += rider_weight * (depart_s + offsets_s[b, m, n_stops[b] - 1] - leave_s)
+            cost += extra_order_cost * max(0, n_stops[b] - max(0, rider_quota_left[r]))
             # keep the cheapest riders of this bundle (insertion into a short sorted row)
             slot = width
             while slot > 0 and cost < out_cost[b, slot - 1]:
@@ -131,11 +134,18 @@ def price_pairs(
     pickup_s: int,
     riders_per_bundle: int,
     rider_weight: int = RIDER_WEIGHT,
+    rider_quota_left: IntArray | None = None,
+    extra_order_cost: int = 0,
 ) -> Pairs:
     """Feasible (bundle, rider) pairs worth more than deferring their orders, with times.
 
-    ``rider_weight`` prices one second of the rider's time (travel, waiting, stops).
+    ``rider_weight`` prices one second of the rider's time (travel, waiting, stops);
+    ``extra_order_cost`` each order carried beyond the rider's ``rider_quota_left`` (its pay
+    per order above an hourly guarantee, when riders are paid so).
     """
+    if rider_quota_left is None:
+        rider_quota_left = np.zeros(rider_modes.shape[0], dtype=np.int64)
+        extra_order_cost = 0
     riders, costs, leave_s, arrive_s, depart_s = _price_pairs(
         bundles.shops,
         bundles.sizes,
@@ -156,6 +166,8 @@ def price_pairs(
         pickup_s,
         riders_per_bundle,
         rider_weight,
+        np.ascontiguousarray(rider_quota_left, dtype=np.int64),
+        int(extra_order_cost),
     )
     present = bundles.orders >= 0
     deferral = np.where(present, deferral_costs[np.where(present, bundles.orders, 0)], 0)
@@ -302,6 +314,7 @@ def solve_choice(
         model.add_hint(var, bool(in_greedy[p]))
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
+    solver.parameters.catch_sigint_signal = False  # leave Ctrl-C to the host process
     solver.parameters.random_seed = seed
     solver.parameters.max_deterministic_time = deterministic_limit
     solver.parameters.max_time_in_seconds = time_limit_s

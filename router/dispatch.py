@@ -23,7 +23,7 @@ from router.assign import (
 )
 from router.bundles import BundleLimits, Bundles, build_bundles
 from router.snapshot import Decision, IntArray, PlannedTrip, Snapshot
-from router.travel import distance_matrix_m, travel_s_matrices
+from router.travel import TravelMetric, distance_matrix_m, travel_s_matrices
 
 ACTIVE_WITHIN_S = 1800  # riders free and on shift within this count towards the queue estimates
 
@@ -81,6 +81,8 @@ class QuarterhourPolicy:
             pickup_s=snapshot.pickup_s,
             riders_per_bundle=self.riders_per_bundle,
             rider_weight=rider_weight,
+            rider_quota_left=snapshot.rider_quota_left,
+            extra_order_cost=snapshot.extra_order_cost,
         )
         pairs = shortlist_pairs(
             pairs,
@@ -148,12 +150,14 @@ class _Geometry:
 
     def __init__(self, snapshot: Snapshot) -> None:
         speeds = snapshot.speeds_mps
+        metric = TravelMetric(snapshot.metric, snapshot.time_unit_s)
         self.order_order_m = distance_matrix_m(
             snapshot.order_lats,
             snapshot.order_lons,
             snapshot.order_lats,
             snapshot.order_lons,
             snapshot.detour,
+            metric,
         )
         shop_order_m = distance_matrix_m(
             snapshot.shop_lats,
@@ -161,6 +165,7 @@ class _Geometry:
             snapshot.order_lats,
             snapshot.order_lons,
             snapshot.detour,
+            metric,
         )
         rider_shop_m = distance_matrix_m(
             snapshot.rider_lats,
@@ -168,12 +173,14 @@ class _Geometry:
             snapshot.shop_lats,
             snapshot.shop_lons,
             snapshot.detour,
+            metric,
         )
         self.modes_used = np.zeros(speeds.shape[0], dtype=np.bool_)
         self.modes_used[snapshot.rider_modes] = True
-        self.order_order_s = travel_s_matrices(self.order_order_m, speeds)
-        self.shop_order_s = travel_s_matrices(shop_order_m, speeds)
-        all_rider_shop_s = travel_s_matrices(rider_shop_m, speeds)
+        unit_s = snapshot.time_unit_s
+        self.order_order_s = travel_s_matrices(self.order_order_m, speeds, unit_s)
+        self.shop_order_s = travel_s_matrices(shop_order_m, speeds, unit_s)
+        all_rider_shop_s = travel_s_matrices(rider_shop_m, speeds, unit_s)
         self.rider_shop_s = all_rider_shop_s[snapshot.rider_modes, np.arange(snapshot.n_riders)]
         capacities = np.where(snapshot.rider_serves, snapshot.rider_capacities[:, None], 0)
         self.shop_max_capacity = capacities.max(axis=0).astype(np.int64)
@@ -231,6 +238,9 @@ def _deferral_costs(
         CLICK_TO_DOOR_WEIGHT * (deferred_s - snapshot.order_placed_s)
         + LATE_WEIGHT * np.maximum(0, deferred_s - snapshot.order_promised_s)
         + rider_weight * cycle_s
+        # no starvation: an order already late costs more to pass over with every tick, so an
+        # order whose trips always lose to others' (a far drop-off) is served in the end
+        + LATE_WEIGHT * np.maximum(0, snapshot.now_s - snapshot.order_promised_s)
     )
     return np.where(serving.any(axis=0), costs, 0).astype(np.int64)
 

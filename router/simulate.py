@@ -3,6 +3,11 @@
 An order is revealed at its ``placed_s``; the policy sees only what has happened (a
 ``Snapshot`` each tick); committed trips are executed by the timing rules of DESIGN.md, computed
 here from the rules, never taken from the policy.
+
+Two options serve benchmarks with other rules: ``metric`` (``router.travel.TravelMetric``)
+selects the distance and the time unit of travel, and ``ready_reveal`` hides each order's ready
+time from the policy until it is reached, showing an estimate before; trips are always executed
+with the true ready times.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 from router.kpis import compute_kpis, merged_shift_hours
 from router.scenario import Scenario
 from router.snapshot import NO_TIME, Decision, Policy, Snapshot, depart_within_shift, pad_shifts
-from router.travel import MODE_INDEX, distance_m, travel_s
+from router.travel import DEFAULT_METRIC, MODE_INDEX, TravelMetric
 
 PENDING, OPEN, COMMITTED, REJECTED = 0, 1, 2, 3
 
@@ -45,6 +50,38 @@ TRIP_COLUMNS = (
     "depart_s",
     "order_ids",
 )
+
+
+@dataclass(frozen=True)
+class ReadyReveal:
+    """Ready times unknown to the policy until reached; before, an estimate stands in.
+
+    The ready time of an order counts as reached at ``ready_s + offset_s`` (a rule set that
+    shifts ready times, as the MDRP adapter does, sets the shift back here). Until then the
+    policy sees an estimate: with a sample ``preps_s`` of preparation times (reached ready
+    minus placement, sorted), the ``quantile`` of those longer than the time elapsed since
+    placement (the order is not ready yet); without one, ``placed_s + typical_prep_s``. Never
+    earlier than the next tick.
+    """
+
+    typical_prep_s: int = 0
+    offset_s: int = 0
+    preps_s: tuple[int, ...] = ()
+    quantile: float = 0.5
+
+    def estimates_s(self, placed_s: np.ndarray, now_s: int, tick_s: int) -> np.ndarray:
+        """The ready times the policy sees for orders not ready at ``now_s``."""
+        floor_s = now_s + tick_s - self.offset_s
+        if not self.preps_s:
+            return np.maximum(placed_s + self.typical_prep_s, floor_s)
+        preps_s = np.asarray(self.preps_s, dtype=np.int64)
+        elapsed_s = now_s - placed_s
+        longer = np.searchsorted(preps_s, elapsed_s, side="right")
+        pick = longer + np.floor(self.quantile * (preps_s.size - longer)).astype(np.int64)
+        prep_s = np.where(
+            longer < preps_s.size, preps_s[np.minimum(pick, preps_s.size - 1)], elapsed_s
+        )
+        return np.maximum(placed_s + prep_s - self.offset_s, floor_s)
 
 
 @dataclass
@@ -77,8 +114,9 @@ class SimulationResult:
 class _World:
     """The mutable state of the day: orders, riders, trips."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, metric: TravelMetric = DEFAULT_METRIC) -> None:
         self.scenario = scenario
+        self.metric = metric
         rules = scenario.travel
         self.shop_index = {shop.id: i for i, shop in enumerate(scenario.shops)}
         self.speeds_mps = np.array(rules.speeds_by_mode(), dtype=np.float64)
@@ -105,9 +143,12 @@ class _World:
         self.refused_commits = 0
 
     def travel(self, lat1: float, lon1: float, lat2: float, lon2: float, mode: int) -> int:
-        return travel_s(
+        return self.metric.travel_s(
             lat1, lon1, lat2, lon2, self.scenario.travel.detour, float(self.speeds_mps[mode])
         )
+
+    def distance(self, lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+        return self.metric.distance_m(lat1, lon1, lat2, lon2, self.scenario.travel.detour)
 
     def admit(self, index: int) -> None:
         """Intake: accept the order, or reject it when outside the circle or invalid."""
@@ -124,10 +165,17 @@ class _World:
         inside = walk_s <= shop.circle_walk_min * 60
         self.order_state[index] = OPEN if inside and valid else REJECTED
 
-    def snapshot(self, now_s: int, open_orders: np.ndarray) -> Snapshot:
+    def snapshot(
+        self, now_s: int, open_orders: np.ndarray, reveal: ReadyReveal | None, tick_s: int
+    ) -> Snapshot:
         orders = self.scenario.orders
         riders = np.flatnonzero(self.rider_last_end_s >= now_s)
         rules = self.scenario.travel
+        placed_s = np.array([orders[i].placed_s for i in open_orders], dtype=np.int64)
+        ready_s = np.array([orders[i].ready_s for i in open_orders], dtype=np.int64)
+        if reveal is not None:
+            estimate_s = reveal.estimates_s(placed_s, now_s, tick_s)
+            ready_s = np.where(ready_s + reveal.offset_s <= now_s, ready_s, estimate_s)
         return Snapshot(
             now_s=now_s,
             detour=rules.detour,
@@ -141,8 +189,8 @@ class _World:
             order_lats=np.array([orders[i].lat for i in open_orders], dtype=np.float64),
             order_lons=np.array([orders[i].lon for i in open_orders], dtype=np.float64),
             order_sizes=np.array([orders[i].size for i in open_orders], dtype=np.int64),
-            order_placed_s=np.array([orders[i].placed_s for i in open_orders], dtype=np.int64),
-            order_ready_s=np.array([orders[i].ready_s for i in open_orders], dtype=np.int64),
+            order_placed_s=placed_s,
+            order_ready_s=ready_s,
             order_promised_s=np.array([orders[i].promised_s for i in open_orders], np.int64),
             rider_keys=riders.astype(np.int64),
             rider_modes=self.rider_modes[riders],
@@ -155,6 +203,8 @@ class _World:
             rider_serves=self.rider_serves[riders],
             rider_shift_starts_s=self.shift_starts_s[riders],
             rider_shift_ends_s=self.shift_ends_s[riders],
+            metric=self.metric.metric,
+            time_unit_s=self.metric.time_unit_s,
         )
 
     def commit(self, now_s: int, rider: int, order_list: list[int]) -> bool:
@@ -193,15 +243,14 @@ class _World:
             f"t{len(self.trips) + 1}", rider, shop, list(order_list), now_s, arrive_shop_s, depart_s
         )
         self.trips.append(trip)
-        detour = self.scenario.travel.detour
         lat, lon = self.rider_lats[rider], self.rider_lons[rider]
-        self.distance_m += distance_m(lat, lon, shop_rec.lat, shop_rec.lon, detour)
+        self.distance_m += self.distance(lat, lon, shop_rec.lat, shop_rec.lon)
         lat, lon, clock_s = shop_rec.lat, shop_rec.lon, depart_s
         for i in order_list:
             order = orders[i]
             clock_s += self.travel(lat, lon, order.lat, order.lon, mode)
             clock_s += self.scenario.travel.handoff_s
-            self.distance_m += distance_m(lat, lon, order.lat, order.lon, detour)
+            self.distance_m += self.distance(lat, lon, order.lat, order.lon)
             lat, lon = order.lat, order.lon
             self.order_state[i] = COMMITTED
             self.order_riders[i] = rider
@@ -226,11 +275,18 @@ class _World:
             used_riders.add(rider)
 
 
-def simulate(scenario: Scenario, policy: Policy, tick_s: int = 30) -> SimulationResult:
+def simulate(
+    scenario: Scenario,
+    policy: Policy,
+    tick_s: int = 30,
+    *,
+    metric: TravelMetric = DEFAULT_METRIC,
+    ready_reveal: ReadyReveal | None = None,
+) -> SimulationResult:
     """Play the day: reveal orders, tick the policy, execute commits, until nothing can move."""
     if tick_s <= 0:
         raise ValueError(f"tick_s: expected a positive integer, got {tick_s}")
-    world = _World(scenario)
+    world = _World(scenario, metric)
     placed_s = np.array([o.placed_s for o in scenario.orders], dtype=np.int64)
     reveal_order = np.argsort(placed_s, kind="stable")
     next_reveal = 0
@@ -244,7 +300,7 @@ def simulate(scenario: Scenario, policy: Policy, tick_s: int = 30) -> Simulation
             next_reveal += 1
         open_orders = np.flatnonzero(world.order_state == OPEN)
         if open_orders.size and now_s <= last_shift_end_s:
-            snapshot = world.snapshot(now_s, open_orders)
+            snapshot = world.snapshot(now_s, open_orders, ready_reveal, tick_s)
             started = time.perf_counter()
             decision = policy.decide(snapshot)
             tick_ms.append((time.perf_counter() - started) * 1000.0)

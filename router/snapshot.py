@@ -49,6 +49,14 @@ class Snapshot:
     rider_serves: BoolArray  # (n_riders, n_shops)
     rider_shift_starts_s: IntArray  # (n_riders, max_shifts), padded with NO_TIME
     rider_shift_ends_s: IntArray
+    # the travel rule (router.travel.TravelMetric): "euclidean" reads lat/lon as planar y/x
+    # metres; travel times are whole multiples of time_unit_s
+    metric: str = "haversine"
+    time_unit_s: int = 1
+    # riders paid per order above an hourly guarantee (MDRP): the orders each rider can still
+    # carry within its guarantee (None: no such pay rule) and the cost of each order beyond
+    rider_quota_left: IntArray | None = None
+    extra_order_cost: int = 0
 
     @property
     def n_orders(self) -> int:

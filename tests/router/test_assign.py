@@ -124,3 +124,39 @@ def test_shortlist_keeps_the_greedy_plan_and_bounds_each_rider() -> None:
     covered = {int(bundles.orders[b, 0]) for b in short.bundles}
     assert covered == {int(bundles.orders[b, 0]) for b in pairs.bundles}
     assert short.n_pairs < pairs.n_pairs
+
+
+def _price_one_bundle_two_riders(quota_left: list[int] | None, extra_order_cost: int) -> Pairs:
+    from router.assign import price_pairs
+    from router.snapshot import pad_shifts
+
+    starts, ends = pad_shifts([((0, 3600),), ((0, 3600),)])
+    return price_pairs(
+        _bundles([[0, 1]]),
+        rider_modes=np.array([2, 2], dtype=np.int64),
+        rider_capacities=np.array([9, 9], dtype=np.int64),
+        rider_free_s=np.zeros(2, dtype=np.int64),
+        rider_serves=np.ones((2, 1), dtype=np.bool_),
+        rider_shop_s=np.zeros((2, 1), dtype=np.int64),
+        shift_starts_s=starts,
+        shift_ends_s=ends,
+        order_placed_s=np.zeros(2, dtype=np.int64),
+        order_promised_s=np.full(2, 1800, dtype=np.int64),
+        deferral_costs=np.full(2, 10_000, dtype=np.int64),
+        now_s=0,
+        pickup_s=60,
+        riders_per_bundle=2,
+        rider_quota_left=None if quota_left is None else np.array(quota_left, dtype=np.int64),
+        extra_order_cost=extra_order_cost,
+    )
+
+
+def test_orders_beyond_a_riders_pay_quota_cost_extra_order_cost_each() -> None:
+    """Rider 0 has no quota left (both orders cost extra), rider 1 one order (one costs extra)."""
+    free = _price_one_bundle_two_riders(None, 0)
+    paid = _price_one_bundle_two_riders([0, 1], 500)
+    by_rider_free = dict(zip(free.riders.tolist(), free.costs.tolist(), strict=True))
+    by_rider_paid = dict(zip(paid.riders.tolist(), paid.costs.tolist(), strict=True))
+    assert by_rider_paid[0] - by_rider_free[0] == 2 * 500
+    assert by_rider_paid[1] - by_rider_free[1] == 500
+    assert _price_one_bundle_two_riders([5, 5], 500).costs.tolist() == free.costs.tolist()

@@ -343,3 +343,18 @@ def test_reason_of_a_trip_waiting_for_the_shift_does_not_claim_batching() -> Non
 def test_warm_up_runs() -> None:
     """warm_up() compiles or loads every kernel of a tick without error."""
     warm_up()
+
+
+def test_passing_over_a_late_order_gets_dearer_than_serving_it() -> None:
+    """For a late order, the cost of deferring it grows faster than the cost of any trip."""
+    import dataclasses
+
+    from router.assign import CLICK_TO_DOOR_WEIGHT, LATE_WEIGHT, RIDER_WEIGHT
+    from router.dispatch import _deferral_costs, _Geometry
+
+    late = _one_shop_snapshot([(34.6000, 119.2215, NOW_S)], mode=2)
+    late = dataclasses.replace(late, order_promised_s=np.array([NOW_S - 600], dtype=np.int64))
+    later = dataclasses.replace(late, now_s=NOW_S + 600)
+    costs = [int(_deferral_costs(s, _Geometry(s), 2.0, RIDER_WEIGHT)[0]) for s in (late, later)]
+    # a trip's cost of the order grows by (click-to-door + lateness weight) a second at most
+    assert costs[1] - costs[0] > (CLICK_TO_DOOR_WEIGHT + LATE_WEIGHT) * 600

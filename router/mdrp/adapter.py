@@ -1,0 +1,120 @@
+"""MDRP instance -> the engine's scenario, travel metric, ready-time reveal and policy.
+
+The MDRP rules are an exact instance of the engine's (DESIGN.md) once times are shifted by half
+the pickup service ``P`` (the MDRP instance note splits each service in halves):
+
+- MDRP: a courier arriving at a restaurant at ``a`` picks up at ``max(a + P/2, ready)`` and
+  leaves ``P/2`` later; at a diner it drops off at ``arrival + D/2`` and leaves ``D/2`` later.
+- Engine: ``depart = max(arrive_shop, ready') + pickup_s``; ``delivered = arrive + handoff_s``.
+- With ``ready' = ready - P/2``, ``pickup_s = P`` and ``handoff_s = D`` the engine's ``depart``
+  is the MDRP leave-restaurant time and ``delivered`` the MDRP leave-diner time: MDRP pickup
+  = ``depart - P/2``, MDRP drop-off = ``delivered - D/2``.
+- "No pickup after off_time" = ``depart <= off + P/2``: the rider's shift (for the departure)
+  is ``[on, off + P/2]``, and the rider is free from ``on`` at its start point.
+
+Travel is Euclidean metres on planar x/y (``lat`` holds y, ``lon`` x) in whole minutes. Each
+courier can carry any number of orders (a large capacity); the promise is placement + the
+target click-to-door, so the engine's lateness weight pushes towards the target.
+"""
+
+from __future__ import annotations
+
+from router.bundles import BundleLimits
+from router.dispatch import QuarterhourPolicy
+from router.mdrp.instance import MdrpInstance
+from router.scenario import Order, Rider, Scenario, Shop, TravelRules
+from router.simulate import ReadyReveal
+from router.travel import MODES, TravelMetric
+
+MINUTE_S = 60
+NO_CIRCLE_MIN = 1e9  # MDRP has no delivery circle: every order is served
+NO_CAPACITY_LIMIT = 1_000_000
+COURIER_MODE = "bike"
+TICK_S = MINUTE_S
+
+# Bundles from one restaurant, a few stops: the published solutions carry 1.09 orders a bundle.
+MDRP_LIMITS = BundleLimits(max_stops=3, neighbours=4, radius_m=2500.0, ready_spread_s=600)
+BATCH_GUESS = 1.0  # MDRP couriers carry about one order a trip (the engine default is 2)
+REVEAL_PREP_QUANTILE = 0.25  # ready revealed: which of the prep times still possible to assume
+
+
+def half_pickup_s(instance: MdrpInstance) -> int:
+    """Half the pickup service in seconds: the shift between MDRP and engine times."""
+    return instance.parameters.pickup_service_min * MINUTE_S // 2
+
+
+def half_dropoff_s(instance: MdrpInstance) -> int:
+    """Half the drop-off service in seconds: MDRP drop-off = engine delivered minus this."""
+    return instance.parameters.dropoff_service_min * MINUTE_S // 2
+
+
+def mdrp_metric() -> TravelMetric:
+    """Euclidean metres, whole minutes."""
+    return TravelMetric("euclidean", MINUTE_S)
+
+
+def to_scenario(instance: MdrpInstance) -> Scenario:
+    """The engine's scenario of an instance (times in seconds, shifted as the module says)."""
+    params = instance.parameters
+    shift_s = half_pickup_s(instance)
+    speed_mps = params.meters_per_minute / MINUTE_S
+    travel = TravelRules(
+        detour=1.0,
+        speed_mps=dict.fromkeys(MODES, speed_mps),
+        pickup_s=params.pickup_service_min * MINUTE_S,
+        handoff_s=params.dropoff_service_min * MINUTE_S,
+    )
+    shops = tuple(
+        Shop(r.id, r.id, r.y_m, r.x_m, NO_CIRCLE_MIN, params.target_click_to_door_min)
+        for r in instance.restaurants
+    )
+    shop_ids = tuple(r.id for r in instance.restaurants)
+    riders = tuple(
+        Rider(
+            c.id,
+            COURIER_MODE,
+            NO_CAPACITY_LIMIT,
+            shop_ids,
+            c.y_m,
+            c.x_m,
+            ((c.on_min * MINUTE_S, c.off_min * MINUTE_S + shift_s),),
+        )
+        for c in instance.couriers
+    )
+    target_s = params.target_click_to_door_min * MINUTE_S
+    orders = tuple(
+        Order(
+            o.id,
+            o.restaurant,
+            o.y_m,
+            o.x_m,
+            1,
+            o.placement_min * MINUTE_S,
+            o.ready_min * MINUTE_S - shift_s,
+            o.placement_min * MINUTE_S + target_s,
+        )
+        for o in instance.orders
+    )
+    horizon_s = max((o.placement_min * MINUTE_S for o in instance.orders), default=0) + MINUTE_S
+    return Scenario(
+        instance.name, "1970-01-01T00:00:00+00:00", horizon_s, travel, shops, riders, orders
+    )
+
+
+def ready_reveal(instance: MdrpInstance, quantile: float = REVEAL_PREP_QUANTILE) -> ReadyReveal:
+    """Ready times revealed when reached; before, a quantile of the prep times still possible.
+
+    The policy knows the instance's distribution of preparation times (one sample for the day,
+    never an order's own) and, for an order not ready yet, assumes the ``quantile`` of the prep
+    times longer than the time since its placement.
+    """
+    shift_s = half_pickup_s(instance)
+    preps_s = sorted((o.ready_min - o.placement_min) * MINUTE_S for o in instance.orders)
+    return ReadyReveal(offset_s=shift_s, preps_s=tuple(preps_s), quantile=quantile)
+
+
+def mdrp_policy(
+    limits: BundleLimits = MDRP_LIMITS, batch_guess: float = BATCH_GUESS
+) -> QuarterhourPolicy:
+    """The Quarterhour policy with MDRP's tick (one minute), bundle limits and batch size."""
+    return QuarterhourPolicy(tick_s=TICK_S, limits=limits, batch_guess=batch_guess)

@@ -1,0 +1,217 @@
+"""Tests of the MDRP rule set (router/mdrp/, the euclidean metric of router/travel.py)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.dispatch import QuarterhourPolicy
+from router.mdrp.adapter import mdrp_metric, mdrp_policy, ready_reveal, to_scenario
+from router.mdrp.instance import MdrpError, read_instance, travel_min
+from router.mdrp.run import run_instance
+from router.mdrp.solution import to_solution
+from router.simulate import ReadyReveal, simulate
+from router.snapshot import Decision, Snapshot
+from router.travel import TravelMetric, distance_matrix_m, travel_s_matrices
+from tests.mdrp_checker import check_mdrp
+
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
+PARAMETERS = (
+    "meters_per_minute\tpickup service minutes\tdropoff service minutes\ttarget click-to-door\t"
+    "maximum click-to-door\tpay per order\tguaranteed pay per hour\n320\t4\t4\t40\t90\t10\t15\n"
+)
+
+
+def write_instance(
+    folder: Path,
+    orders: list[tuple[str, int, int, int, str, int]],
+    couriers: list[tuple[str, int, int, int, int]],
+    restaurants: list[tuple[str, int, int]],
+) -> Path:
+    """A hand-made instance folder in the MDRP format (tab-separated, one header line)."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def table(header: str, rows: list[tuple[object, ...]]) -> str:
+        return header + "\n" + "".join("\t".join(map(str, row)) + "\n" for row in rows)
+
+    (folder / "orders.txt").write_text(
+        table("order\tx\ty\tplacement_time\trestaurant\tready_time", list(orders))
+    )
+    (folder / "couriers.txt").write_text(table("courier\tx\ty\ton_time\toff_time", list(couriers)))
+    (folder / "restaurants.txt").write_text(table("restaurant\tx\ty", list(restaurants)))
+    (folder / "instance_parameters.txt").write_text(PARAMETERS)
+    return folder
+
+
+def one_order_instance(folder: Path, ready_min: int = 10) -> Path:
+    """Courier 2 min from the restaurant, diner 3 min beyond it, at 320 m/min."""
+    return write_instance(
+        folder,
+        orders=[("o1", 640, 960, 0, "r1", ready_min)],
+        couriers=[("c1", 0, 0, 0, 100)],
+        restaurants=[("r1", 640, 0)],
+    )
+
+
+def test_minute_travel_is_decided_in_metres() -> None:
+    """1281 m at 427 m/min is exactly 3 minutes, a hair more is 4, and 0 m is 0."""
+    metric = TravelMetric("euclidean", 60)
+    speed_mps = 427 / 60
+    assert metric.travel_s(0.0, 0.0, 1281.0, 0.0, 1.0, speed_mps) == 180
+    assert metric.travel_s(0.0, 0.0, 1281.001, 0.0, 1.0, speed_mps) == 240
+    assert metric.travel_s(5.0, 5.0, 5.0, 5.0, 1.0, speed_mps) == 0
+    assert travel_min((0, 0), (0, 1281), 427) == 3
+
+
+@SETTINGS
+@given(
+    st.lists(st.tuples(st.integers(0, 40_000), st.integers(0, 40_000)), min_size=1, max_size=6),
+    st.sampled_from([314, 320, 419, 427]),
+)
+def test_minute_matrices_match_the_evaluator_rule(
+    points: list[tuple[int, int]], meters_per_minute: int
+) -> None:
+    """The kernels give 60 * ceil(euclidean metres / meters_per_minute) for integer points."""
+    ys = [float(p[1]) for p in points]
+    xs = [float(p[0]) for p in points]
+    metric = mdrp_metric()
+    distances = distance_matrix_m(ys, xs, ys, xs, 1.0, metric)
+    got = travel_s_matrices(distances, [meters_per_minute / 60] * 3, 60)
+    for i, a in enumerate(points):
+        for j, b in enumerate(points):
+            want = 60 * math.ceil(
+                math.sqrt((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) / meters_per_minute
+            )
+            assert got[:, i, j].tolist() == [want] * 3
+
+
+def test_default_rule_is_unchanged() -> None:
+    """Without a metric the kernels still compute haversine metres and whole seconds."""
+    got = distance_matrix_m([34.59], [119.22], [34.60], [119.22], 1.3)
+    assert travel_s_matrices(got, [1.3, 4.0, 5.0])[:, 0, 0].tolist() == [1112, 362, 290]
+
+
+def test_reader_rejects_bad_field(tmp_path: Path) -> None:
+    """A ready time before placement is rejected with a message naming file, line and field."""
+    folder = write_instance(
+        tmp_path / "bad", [("o1", 0, 0, 10, "r1", 5)], [("c1", 0, 0, 0, 60)], [("r1", 0, 0)]
+    )
+    with pytest.raises(MdrpError, match=r"orders.txt:2.ready_time"):
+        read_instance(folder)
+
+
+def test_timing_is_the_mdrp_rule(tmp_path: Path) -> None:
+    """Pickup = max(arrival + 2, ready) and drop-off = arrival at the diner + 2, in minutes."""
+    instance = read_instance(one_order_instance(tmp_path / "one"))
+    result = simulate(to_scenario(instance), mdrp_policy(), tick_s=60, metric=mdrp_metric())
+    solution = to_solution(instance, result)
+    # leaves at 0 at the earliest, at the restaurant by 2; pickup at ready 10, leaves 12,
+    # at the diner 15, drop-off 17
+    assert solution.pickup_min == {"o1": 10}
+    assert solution.dropoff_min == {"o1": 17}
+
+
+def test_no_pickup_after_off_time(tmp_path: Path) -> None:
+    """An order ready after the only courier's off time is left undelivered."""
+    folder = write_instance(
+        tmp_path / "late", [("o1", 640, 960, 0, "r1", 50)], [("c1", 0, 0, 0, 49)], [("r1", 640, 0)]
+    )
+    instance = read_instance(folder)
+    result = simulate(to_scenario(instance), mdrp_policy(), tick_s=60, metric=mdrp_metric())
+    assert result.statuses == ["undelivered"]
+
+
+class _Spy:
+    """The MDRP policy, recording every snapshot it is shown."""
+
+    name = "spy"
+
+    def __init__(self) -> None:
+        self.policy: QuarterhourPolicy = mdrp_policy()
+        self.seen: list[Snapshot] = []
+
+    def decide(self, snapshot: Snapshot) -> Decision:
+        self.seen.append(snapshot)
+        return self.policy.decide(snapshot)
+
+
+def test_revealed_ready_is_hidden_until_reached(tmp_path: Path) -> None:
+    """With ready revealed, the policy sees an estimate until the ready minute, then the truth."""
+    instance = read_instance(one_order_instance(tmp_path / "one", ready_min=30))
+    scenario = to_scenario(instance)
+    reveal = ready_reveal(instance)
+    spy = _Spy()
+    result = simulate(scenario, spy, tick_s=60, metric=mdrp_metric(), ready_reveal=reveal)
+    true_ready_s = scenario.orders[0].ready_s
+    assert spy.seen
+    for snapshot in spy.seen:
+        shown = int(snapshot.order_ready_s[0])
+        if snapshot.now_s < 30 * 60:
+            assert shown == int(reveal.estimates_s(np.array([0]), snapshot.now_s, 60)[0])
+            assert shown >= snapshot.now_s + 60 - reveal.offset_s
+        else:
+            assert shown == true_ready_s
+    assert to_solution(instance, result).pickup_min["o1"] >= 30
+
+
+def test_ready_estimate_is_a_conditional_quantile() -> None:
+    """The estimate is the quantile of the prep times longer than the time since placement."""
+    reveal = ReadyReveal(offset_s=120, preps_s=(600, 900, 1200, 1800), quantile=0.5)
+    placed = np.array([0])
+    # nothing elapsed: the median of all four is 1200, shifted back by the offset
+    assert reveal.estimates_s(placed, 0, 60).tolist() == [1080]
+    # 1000 s elapsed: only 1200 and 1800 are still possible; the upper median is 1800
+    assert reveal.estimates_s(placed, 1000, 60).tolist() == [1680]
+    # longer than any prep seen: ready at the next tick at the earliest
+    assert reveal.estimates_s(placed, 2000, 60).tolist() == [1940]
+
+
+def test_run_writes_files_the_checker_accepts(tmp_path: Path) -> None:
+    """A small hand-made day, both ready modes: feasible, and kpis.json agrees with the checker."""
+    orders = [
+        (f"o{i}", 300 * (i % 5), 200 * (i % 7), 3 * i, f"r{1 + i % 2}", 3 * i + 5 + i % 4)
+        for i in range(1, 25)
+    ]
+    couriers = [("c1", 0, 0, 0, 60), ("c2", 500, 500, 10, 120), ("c3", 900, 100, 30, 90)]
+    folder = write_instance(
+        tmp_path / "day", orders, couriers, [("r1", 100, 100), ("r2", 800, 600)]
+    )
+    for ready in ("known", "revealed"):
+        kpis = run_instance(folder, tmp_path / ready, ready=ready)
+        check = check_mdrp(folder, tmp_path / ready)
+        assert check.violations == []
+        assert check.metrics["delivered"] == kpis["delivered"]
+        assert np.isclose(check.metrics["click_to_door_mean"], kpis["click_to_door_min"]["mean"])
+        assert np.isclose(check.metrics["cost_per_order"], kpis["cost_per_order"])
+        assert np.isclose(check.metrics["courier_utilisation"], kpis["courier_utilisation"])
+
+
+def test_same_instance_same_solution(tmp_path: Path) -> None:
+    """Two runs of one instance write byte-identical solution files."""
+    folder = one_order_instance(tmp_path / "one")
+    run_instance(folder, tmp_path / "a")
+    run_instance(folder, tmp_path / "b")
+    for name in ("solution_info_assignments.txt", "solution_info_orders.txt"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_cli_writes_the_evaluator_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``quarterhour mdrp`` writes the three solution files and kpis.json; a bad folder exits 2."""
+    from router.cli import main
+
+    folder = one_order_instance(tmp_path / "one")
+    assert main(["mdrp", str(folder), "--out", str(tmp_path / "out"), "--ready", "revealed"]) == 0
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [
+        "kpis.json",
+        "solution_info_assignments.txt",
+        "solution_info_couriers.txt",
+        "solution_info_orders.txt",
+    ]
+    assert main(["mdrp", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "not a directory" in capsys.readouterr().err
