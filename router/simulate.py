@@ -4,10 +4,10 @@ An order is revealed at its ``placed_s``; the policy sees only what has happened
 ``Snapshot`` each tick); committed trips are executed by the timing rules of DESIGN.md, computed
 here from the rules, never taken from the policy.
 
-Two options serve benchmarks with other rules: ``metric`` (``router.travel.TravelMetric``)
-selects the distance and the time unit of travel, and ``ready_reveal`` hides each order's ready
-time from the policy until it is reached, showing an estimate before; trips are always executed
-with the true ready times.
+Three options serve benchmarks with other rules: ``metric`` (``router.travel.TravelMetric``)
+selects the distance and the time unit of travel, ``ready_reveal`` hides each order's ready
+time from the policy until it is reached, showing an estimate before (trips are always executed
+with the true ready times), and ``pay`` tells the policy how riders are paid (``RiderPay``).
 """
 
 from __future__ import annotations
@@ -84,6 +84,32 @@ class ReadyReveal:
         return np.maximum(placed_s + prep_s - self.offset_s, floor_s)
 
 
+@dataclass(frozen=True)
+class RiderPay:
+    """Riders paid per order with an hourly guarantee, ``max(per_order * n, per_hour * h)``.
+
+    Orders a rider carries beyond ``per_hour * h / per_order`` cost the shop ``per_order``
+    each; the policy sees, for every rider, how many more it can carry within the guarantee
+    earned so far (pro rata of its shift span elapsed) and prices each order beyond at
+    ``extra_order_cost``.
+    """
+
+    per_order: float
+    per_hour: float
+    extra_order_cost: int
+
+    def quota_left(
+        self, now_s: int, shift_starts_s: np.ndarray, shift_ends_s: np.ndarray, carried: np.ndarray
+    ) -> np.ndarray:
+        """Orders each rider can still carry within the guarantee earned by ``now_s``."""
+        first_s = np.where(shift_starts_s >= 0, shift_starts_s, np.iinfo(np.int64).max).min(axis=1)
+        last_s = shift_ends_s.max(axis=1)
+        span_s = np.maximum(last_s - first_s, 1).astype(np.float64)
+        elapsed = np.clip((now_s - first_s) / span_s, 0.0, 1.0)
+        guaranteed = self.per_hour * span_s / 3600.0 / self.per_order
+        return (np.floor(guaranteed * elapsed) - carried).astype(np.int64)
+
+
 @dataclass
 class Trip:
     trip_id: str
@@ -114,9 +140,13 @@ class SimulationResult:
 class _World:
     """The mutable state of the day: orders, riders, trips."""
 
-    def __init__(self, scenario: Scenario, metric: TravelMetric = DEFAULT_METRIC) -> None:
+    def __init__(
+        self, scenario: Scenario, metric: TravelMetric = DEFAULT_METRIC, pay: RiderPay | None = None
+    ) -> None:
         self.scenario = scenario
         self.metric = metric
+        self.pay = pay
+        self.rider_carried = np.zeros(len(scenario.riders), dtype=np.int64)
         rules = scenario.travel
         self.shop_index = {shop.id: i for i, shop in enumerate(scenario.shops)}
         self.speeds_mps = np.array(rules.speeds_by_mode(), dtype=np.float64)
@@ -205,6 +235,15 @@ class _World:
             rider_shift_ends_s=self.shift_ends_s[riders],
             metric=self.metric.metric,
             time_unit_s=self.metric.time_unit_s,
+            rider_quota_left=None
+            if self.pay is None
+            else self.pay.quota_left(
+                now_s,
+                self.shift_starts_s[riders],
+                self.shift_ends_s[riders],
+                self.rider_carried[riders],
+            ),
+            extra_order_cost=0 if self.pay is None else self.pay.extra_order_cost,
         )
 
     def commit(self, now_s: int, rider: int, order_list: list[int]) -> bool:
@@ -260,6 +299,7 @@ class _World:
             self.delivered_s[i] = clock_s
         self.rider_lats[rider], self.rider_lons[rider] = lat, lon
         self.rider_free_s[rider] = clock_s
+        self.rider_carried[rider] += len(order_list)
         return True
 
     def apply(self, now_s: int, snapshot: Snapshot, decision: Decision) -> None:
@@ -282,11 +322,12 @@ def simulate(
     *,
     metric: TravelMetric = DEFAULT_METRIC,
     ready_reveal: ReadyReveal | None = None,
+    pay: RiderPay | None = None,
 ) -> SimulationResult:
     """Play the day: reveal orders, tick the policy, execute commits, until nothing can move."""
     if tick_s <= 0:
         raise ValueError(f"tick_s: expected a positive integer, got {tick_s}")
-    world = _World(scenario, metric)
+    world = _World(scenario, metric, pay)
     placed_s = np.array([o.placed_s for o in scenario.orders], dtype=np.int64)
     reveal_order = np.argsort(placed_s, kind="stable")
     next_reveal = 0

@@ -23,7 +23,7 @@ from router.bundles import BundleLimits
 from router.dispatch import QuarterhourPolicy
 from router.mdrp.instance import MdrpInstance
 from router.scenario import Order, Rider, Scenario, Shop, TravelRules
-from router.simulate import ReadyReveal
+from router.simulate import ReadyReveal, RiderPay
 from router.travel import MODES, TravelMetric
 
 MINUTE_S = 60
@@ -35,6 +35,10 @@ TICK_S = MINUTE_S
 # Bundles from one restaurant, a few stops: the published solutions carry 1.09 orders a bundle.
 MDRP_LIMITS = BundleLimits(max_stops=3, neighbours=4, radius_m=2500.0, ready_spread_s=600)
 BATCH_GUESS = 1.0  # MDRP couriers carry about one order a trip (the engine default is 2)
+# An order carried beyond a courier's guaranteed pay costs $10: priced as 100 s of one order's
+# click-to-door (the engine weighs a second of click-to-door 2), it breaks near-ties towards
+# couriers still inside their guarantee.
+EXTRA_ORDER_COST = 200
 REVEAL_PREP_QUANTILE = 0.25  # ready revealed: which of the prep times still possible to assume
 
 
@@ -111,6 +115,12 @@ def ready_reveal(instance: MdrpInstance, quantile: float = REVEAL_PREP_QUANTILE)
     shift_s = half_pickup_s(instance)
     preps_s = sorted((o.ready_min - o.placement_min) * MINUTE_S for o in instance.orders)
     return ReadyReveal(offset_s=shift_s, preps_s=tuple(preps_s), quantile=quantile)
+
+
+def rider_pay(instance: MdrpInstance, extra_order_cost: int = EXTRA_ORDER_COST) -> RiderPay:
+    """The MDRP pay rule: ``max(pay_per_order * orders, guaranteed_per_hour * hours)``."""
+    params = instance.parameters
+    return RiderPay(params.pay_per_order, params.guaranteed_pay_per_hour, extra_order_cost)
 
 
 def mdrp_policy(

@@ -15,6 +15,7 @@ from router.mdrp.adapter import (
     mdrp_metric,
     mdrp_policy,
     ready_reveal,
+    rider_pay,
     to_scenario,
 )
 from router.mdrp.instance import read_instance
@@ -50,6 +51,7 @@ def run_instance(
         tick_s=TICK_S,
         metric=mdrp_metric(),
         ready_reveal=ready_reveal(instance) if ready == "revealed" else None,
+        pay=rider_pay(instance),
     )
     wall_s = time.perf_counter() - started
     solution = to_solution(instance, result)

@@ -93,3 +93,16 @@ def test_a_whole_corner_store_day_is_feasible(policy_name: str, tmp_path: Path) 
     assert check_simulation(document, tmp_path) == []
     kpis = json.loads((tmp_path / "kpis.json").read_text())
     assert kpis["orders"] == len(document["orders"])
+
+
+def test_rider_pay_quota_is_the_guarantee_earned_so_far_minus_orders_carried() -> None:
+    """10 h at $15/h and $10 an order guarantee 15 orders; half-way 7, minus 3 carried: 4."""
+    import numpy as np
+
+    from router.simulate import RiderPay
+
+    pay = RiderPay(per_order=10.0, per_hour=15.0, extra_order_cost=200)
+    starts = np.array([[0, -1], [3600, 20_000]], dtype=np.int64)
+    ends = np.array([[36_000, -1], [10_000, 39_600]], dtype=np.int64)
+    left = pay.quota_left(18_000, starts, ends, np.array([3, 0], dtype=np.int64))
+    assert left.tolist() == [4, 6]  # the second: 10 h span from 1:00, 40% elapsed
