@@ -17,6 +17,7 @@ from api.config import Settings
 from api.db import is_sqlite, writer
 from api.errors import AppError, not_found
 from api.group_commit import GroupCommit
+from api.key_cache import cached_shop, remember_shop
 from api.models import ApiKey, Shop
 from api.security import hash_api_key, tokens_equal
 
@@ -132,10 +133,22 @@ def get_current_shop(session: SessionDep, credentials: CredentialsDep) -> Shop:
     return shop_of_key(session, credentials)
 
 
-def get_current_shop_read(engine: EngineDep, credentials: CredentialsDep) -> Shop:
-    """``get_current_shop`` in a short read transaction of its own, ended before the route runs
-    (for routes that write through ``GroupCommit``: a request waiting for its batch holds no
-    connection). The shop comes detached, its columns loaded."""
+async def get_current_shop_read(engine: EngineDep, credentials: CredentialsDep) -> Shop:
+    """``get_current_shop`` without a write session: from the key cache (``api.key_cache``), or
+    on a miss in a short read transaction of its own, ended before the route runs (for routes
+    that write through ``GroupCommit``: a request waiting for its batch holds no connection).
+    The shop comes detached, its columns loaded, shared: never add it to a session."""
+    if credentials is None:
+        raise _unauthorized("missing Authorization: Bearer <shop API key>")
+    key_sha256 = hash_api_key(credentials.credentials)
+    shop = cached_shop(key_sha256)
+    if shop is None:
+        shop = await asyncio.to_thread(_read_shop_of_key, engine, credentials)
+        remember_shop(key_sha256, shop)
+    return shop
+
+
+def _read_shop_of_key(engine: Engine, credentials: HTTPAuthorizationCredentials) -> Shop:
     with Session(engine, expire_on_commit=False) as session:
         return shop_of_key(session, credentials)
 

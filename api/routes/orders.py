@@ -274,43 +274,50 @@ def list_orders(
 
 
 @router.get("/{order_id}")
-def read_order(order_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -> OrderPublic:
+def read_order(order_id: uuid.UUID, session: SessionDep, shop: CurrentShopReadDep) -> OrderPublic:
     return OrderPublic.model_validate(get_owned(session, Order, shop, order_id, "order"))
 
 
+# The state changes below are written through the group writer (``api.group_commit``), like the
+# intake: each one in a savepoint of a shared transaction, answered once that commit is durable.
+
+
 @router.post("/{order_id}/cancel")
-def cancel_order(
+async def cancel_order(
     order_id: uuid.UUID,
-    session: SessionDep,
-    shop: CurrentShopDep,
+    group_commit: GroupCommitDep,
+    shop: CurrentShopReadDep,
     now: NowDep,
     cancel_in: OrderCancel | None = None,
 ) -> OrderPublic:
     """Cancel a pending or assigned order; cancelling a cancelled order changes nothing."""
-    order = get_owned(session, Order, shop, order_id, "order", lock=True)
-    if order.status == OrderStatus.cancelled:
+
+    def cancel(session: Session) -> OrderPublic:
+        order = get_owned(session, Order, shop, order_id, "order", lock=True)
+        if order.status == OrderStatus.cancelled:
+            return OrderPublic.model_validate(order)
+        if order.status not in CANCELLABLE:
+            raise AppError(
+                409,
+                "order_not_cancellable",
+                f"the order is {order.status}; only pending or assigned orders can be cancelled",
+            )
+        order.status = OrderStatus.cancelled.value
+        order.updated_at = now
+        trip_id = leave_trip(order)
+        session.add(order)
+        add_event(session, order, "cancelled", now, cancel_in.reason if cancel_in else None)
+        finish_trip_if_done(session, trip_id, now)
         return OrderPublic.model_validate(order)
-    if order.status not in CANCELLABLE:
-        raise AppError(
-            409,
-            "order_not_cancellable",
-            f"the order is {order.status}; only pending or assigned orders can be cancelled",
-        )
-    order.status = OrderStatus.cancelled.value
-    order.updated_at = now
-    trip_id = leave_trip(order)
-    session.add(order)
-    add_event(session, order, "cancelled", now, cancel_in.reason if cancel_in else None)
-    finish_trip_if_done(session, trip_id, now)
-    session.commit()
-    return OrderPublic.model_validate(order)
+
+    return await group_commit.run(cancel)
 
 
 @router.post("/{order_id}/deliver")
-def deliver_order(
+async def deliver_order(
     order_id: uuid.UUID,
-    session: SessionDep,
-    shop: CurrentShopDep,
+    group_commit: GroupCommitDep,
+    shop: CurrentShopReadDep,
     now: NowDep,
     deliver_in: OrderDeliver | None = None,
 ) -> OrderPublic:
@@ -321,54 +328,64 @@ def deliver_order(
     422 ``pin_required`` when the shop requires one (``require_pin``). Either way the order
     stays as it was. The last stop of a trip delivered or failed makes the trip done.
     """
-    order = get_owned(session, Order, shop, order_id, "order", lock=True)
     pin = deliver_in.pin if deliver_in else None
-    if pin is not None and not verify_pin(pin, order.pin_hash):
-        raise AppError(422, "wrong_pin", "the PIN is not this order's delivery PIN")
-    if order.status == OrderStatus.delivered:
+
+    def deliver(session: Session) -> OrderPublic:
+        order = get_owned(session, Order, shop, order_id, "order", lock=True)
+        if pin is not None and not verify_pin(pin, order.pin_hash):
+            raise AppError(422, "wrong_pin", "the PIN is not this order's delivery PIN")
+        if order.status == OrderStatus.delivered:
+            return OrderPublic.model_validate(order)
+        if order.status != OrderStatus.picked_up:
+            raise AppError(
+                409,
+                "order_not_picked_up",
+                f"the order is {order.status}; only a picked-up order can be delivered",
+            )
+        if pin is None and shop.require_pin:
+            raise AppError(
+                422, "pin_required", "the shop requires the customer's delivery PIN: give pin"
+            )
+        order.status = OrderStatus.delivered.value
+        order.updated_at = now
+        session.add(order)
+        add_event(session, order, "delivered", now, "PIN checked" if pin else None)
+        finish_trip_if_done(session, order.trip_id, now)
         return OrderPublic.model_validate(order)
-    if order.status != OrderStatus.picked_up:
-        raise AppError(
-            409,
-            "order_not_picked_up",
-            f"the order is {order.status}; only a picked-up order can be delivered",
-        )
-    if pin is None and shop.require_pin:
-        raise AppError(
-            422, "pin_required", "the shop requires the customer's delivery PIN: give pin"
-        )
-    order.status = OrderStatus.delivered.value
-    order.updated_at = now
-    session.add(order)
-    add_event(session, order, "delivered", now, "PIN checked" if pin else None)
-    finish_trip_if_done(session, order.trip_id, now)
-    session.commit()
-    return OrderPublic.model_validate(order)
+
+    return await group_commit.run(deliver)
 
 
 @router.post("/{order_id}/fail")
-def fail_order(
-    order_id: uuid.UUID, fail_in: OrderFail, session: SessionDep, shop: CurrentShopDep, now: NowDep
+async def fail_order(
+    order_id: uuid.UUID,
+    fail_in: OrderFail,
+    group_commit: GroupCommitDep,
+    shop: CurrentShopReadDep,
+    now: NowDep,
 ) -> OrderPublic:
     """The rider could not deliver: with ``retry`` the order goes back to dispatch (pending),
     otherwise it is closed as failed. Only an assigned or picked-up order can fail (409
     ``order_not_on_trip``)."""
-    order = get_owned(session, Order, shop, order_id, "order", lock=True)
-    if order.status not in ON_TRIP:
-        raise AppError(
-            409,
-            "order_not_on_trip",
-            f"the order is {order.status}; only an assigned or picked-up order can fail",
-        )
-    order.status = (OrderStatus.pending if fail_in.retry else OrderStatus.failed).value
-    order.updated_at = now
-    trip_id = leave_trip(order)
-    session.add(order)
-    kind = "retry" if fail_in.retry else "failed"
-    add_event(session, order, kind, now, fail_in.reason)
-    finish_trip_if_done(session, trip_id, now)
-    session.commit()
-    return OrderPublic.model_validate(order)
+
+    def fail(session: Session) -> OrderPublic:
+        order = get_owned(session, Order, shop, order_id, "order", lock=True)
+        if order.status not in ON_TRIP:
+            raise AppError(
+                409,
+                "order_not_on_trip",
+                f"the order is {order.status}; only an assigned or picked-up order can fail",
+            )
+        order.status = (OrderStatus.pending if fail_in.retry else OrderStatus.failed).value
+        order.updated_at = now
+        trip_id = leave_trip(order)
+        session.add(order)
+        kind = "retry" if fail_in.retry else "failed"
+        add_event(session, order, kind, now, fail_in.reason)
+        finish_trip_if_done(session, trip_id, now)
+        return OrderPublic.model_validate(order)
+
+    return await group_commit.run(fail)
 
 
 @router.get("/{order_id}/events")

@@ -15,7 +15,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
-from api.deps import AdminDep, CurrentShopDep, NowDep, SessionDep, fetch_page
+from api.deps import (
+    AdminDep,
+    CurrentShopDep,
+    CurrentShopReadDep,
+    GroupCommitDep,
+    NowDep,
+    SessionDep,
+    fetch_page,
+)
 from api.errors import AppError, not_found
 from api.models import (
     ErrorPublic,
@@ -106,30 +114,39 @@ def read_rider(rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -
 
 
 @router.post("/{rider_id}/duty")
-def set_duty(
-    rider_id: uuid.UUID, duty_in: RiderDuty, session: SessionDep, shop: CurrentShopDep
+async def set_duty(
+    rider_id: uuid.UUID,
+    duty_in: RiderDuty,
+    group_commit: GroupCommitDep,
+    shop: CurrentShopReadDep,
 ) -> RiderPublic:
-    """Put the rider on duty (dispatch may give them trips) or off duty, for every shop served."""
-    rider = get_served_rider(session, shop, rider_id, lock=True)
-    if rider.on_duty != duty_in.on_duty:
-        rider.on_duty = duty_in.on_duty
-        session.add(rider)
-        session.commit()
-    return rider_public(session, rider)
+    """Put the rider on duty (dispatch may give them trips) or off duty, for every shop served.
+    Written through the group writer (``api.group_commit``)."""
+
+    def set_rider_duty(session: Session) -> RiderPublic:
+        rider = get_served_rider(session, shop, rider_id, lock=True)
+        if rider.on_duty != duty_in.on_duty:
+            rider.on_duty = duty_in.on_duty
+            session.add(rider)
+            session.flush()
+        return rider_public(session, rider)
+
+    return await group_commit.run(set_rider_duty)
 
 
 @router.post("/{rider_id}/location")
-def report_location(
+async def report_location(
     rider_id: uuid.UUID,
     location_in: RiderLocation,
-    session: SessionDep,
-    shop: CurrentShopDep,
+    group_commit: GroupCommitDep,
+    shop: CurrentShopReadDep,
     now: NowDep,
 ) -> RiderPublic:
     """Store the rider's position and its time (``at``, default now).
 
     A position older than the one stored is ignored (reports may arrive out of order); one more
-    than two minutes ahead of the service's clock gets 422 ``location_in_future``.
+    than two minutes ahead of the service's clock gets 422 ``location_in_future``. Written
+    through the group writer (``api.group_commit``).
     """
     at = location_in.at or now
     if at > now + MAX_LOCATION_AHEAD:
@@ -139,12 +156,16 @@ def report_location(
             f"at {at.isoformat()} is more than 2 minutes after the service's clock "
             f"({now.isoformat()})",
         )
-    rider = get_served_rider(session, shop, rider_id, lock=True)
-    if rider.located_at is None or at >= rider.located_at:
-        rider.lat, rider.lon, rider.located_at = location_in.lat, location_in.lon, at
-        session.add(rider)
-        session.commit()
-    return rider_public(session, rider)
+
+    def store_location(session: Session) -> RiderPublic:
+        rider = get_served_rider(session, shop, rider_id, lock=True)
+        if rider.located_at is None or at >= rider.located_at:
+            rider.lat, rider.lon, rider.located_at = location_in.lat, location_in.lon, at
+            session.add(rider)
+            session.flush()
+        return rider_public(session, rider)
+
+    return await group_commit.run(store_location)
 
 
 @router.get(
@@ -156,7 +177,9 @@ def report_location(
         }
     },
 )
-def read_rider_trip(rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -> TripPublic:
+def read_rider_trip(
+    rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopReadDep
+) -> TripPublic:
     """The rider's committed trip: the shop, the stops in delivery sequence, their ETAs.
 
     404 ``no_trip`` when the rider has no committed or picked-up trip for the calling shop (a

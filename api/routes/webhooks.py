@@ -7,6 +7,7 @@ The processing rules (deduplication, out-of-order events, what each type does) a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -14,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.deps import NowDep, SessionDep, SettingsDep
+from api.deps import GroupCommitDep, NowDep, SettingsDep
 from api.errors import AppError, describe_validation_errors
+from api.group_commit import GroupCommit
 from api.inbound import (
     authenticate,
     parse_json,
@@ -26,7 +28,6 @@ from api.inbound import (
 from api.models import (
     SOURCE_PATTERN,
     ErrorPublic,
-    InboundCancelEvent,
     InboundEventAck,
     InboundEventIn,
     InboundOrderData,
@@ -45,8 +46,6 @@ from api.signing import (
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
-# An event applied by a concurrent delivery first (PostgreSQL): read what it wrote and retry.
-MAX_ATTEMPTS = 3
 SHOPIFY_SOURCE = "shopify"
 SHOPIFY_TOPIC = "orders/create"
 # Bags of a Shopify order: one per this many items (line item quantities), at least one.
@@ -142,25 +141,18 @@ SHOPIFY_BODY = request_body(
 )
 
 
-def _commit_processed(
-    session: Session,
-    shop: Shop,
-    source: str,
-    event: InboundOrderEvent | InboundCancelEvent,
-    now: Any,
+async def _write_processed(
+    group_commit: GroupCommit, work: Callable[[Session], InboundEventAck]
 ) -> InboundEventAck:
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            ack = process_event(session, shop, source, event, now)
-            session.commit()
-            return ack
-        except IntegrityError:
-            session.rollback()
-            if attempt == MAX_ATTEMPTS - 1:
-                raise AppError(
-                    409, "conflict", "the event's order is being written concurrently; retry"
-                ) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    """``work`` (authenticate, then ``process_event``) through the group writer: durable when
+    answered. An event whose order a concurrent transaction kept writing first (the writer
+    reran it ``ATTEMPTS`` times) is 409."""
+    try:
+        return await group_commit.run(work)
+    except IntegrityError:
+        raise AppError(
+            409, "conflict", "the event's order is being written concurrently; retry"
+        ) from None
 
 
 @router.post(
@@ -168,9 +160,9 @@ def _commit_processed(
     responses=UNAUTHORIZED_RESPONSE,
     openapi_extra=SHOPIFY_BODY,
 )
-def receive_shopify_order(
+async def receive_shopify_order(
     body: RawBodyDep,
-    session: SessionDep,
+    group_commit: GroupCommitDep,
     now: NowDep,
     shop_id: Annotated[
         str | None,
@@ -198,22 +190,29 @@ def receive_shopify_order(
     """
     if hmac_header is None or webhook_id is None or not webhook_id.strip():
         raise unauthorized("missing X-Shopify-Hmac-Sha256 or X-Shopify-Webhook-Id header")
-    shop = authenticate(
-        session, shop_id, now, lambda secrets: shopify_matches(hmac_header, secrets, body)
-    )
-    if topic != SHOPIFY_TOPIC:
-        raise AppError(
-            422, "unsupported_topic", f"X-Shopify-Topic {topic!r}: only {SHOPIFY_TOPIC} is taken"
+    event_id = webhook_id.strip()
+
+    def take(session: Session) -> InboundEventAck:
+        shop = authenticate(
+            session, shop_id, now, lambda secrets: shopify_matches(hmac_header, secrets, body)
         )
-    event = shopify_event(parse_json(body), webhook_id.strip(), shop, int(now.timestamp()))
-    return _commit_processed(session, shop, SHOPIFY_SOURCE, event, now)
+        if topic != SHOPIFY_TOPIC:
+            raise AppError(
+                422,
+                "unsupported_topic",
+                f"X-Shopify-Topic {topic!r}: only {SHOPIFY_TOPIC} is taken",
+            )
+        event = shopify_event(parse_json(body), event_id, shop, int(now.timestamp()))
+        return process_event(session, shop, SHOPIFY_SOURCE, event, now)
+
+    return await _write_processed(group_commit, take)
 
 
 @router.post("/{source}", responses=UNAUTHORIZED_RESPONSE, openapi_extra=EVENT_BODY)
-def receive_event(
+async def receive_event(
     source: Annotated[str, Path(max_length=32, pattern=SOURCE_PATTERN)],
     body: RawBodyDep,
-    session: SessionDep,
+    group_commit: GroupCommitDep,
     settings: SettingsDep,
     now: NowDep,
     signature: Annotated[
@@ -257,11 +256,15 @@ def receive_event(
         raise unauthorized(str(error)) from None
     payload = parse_json(body)
     shop_id = payload.get("shop_id") if isinstance(payload, dict) else None
-    shop = authenticate(
-        session, shop_id, now, lambda secrets: matches(signatures, secrets, timestamp, body)
-    )
-    event = validate_event(payload)
-    return _commit_processed(session, shop, source, event, now)
+
+    def take(session: Session) -> InboundEventAck:
+        shop = authenticate(
+            session, shop_id, now, lambda secrets: matches(signatures, secrets, timestamp, body)
+        )
+        event = validate_event(payload)
+        return process_event(session, shop, source, event, now)
+
+    return await _write_processed(group_commit, take)
 
 
 def _clean(text_: str | None) -> str:
