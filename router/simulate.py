@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from router.assign import CLICK_TO_DOOR_WEIGHT, RIDER_WEIGHT
+from router.dispatch import ACTIVE_WITHIN_S
 from router.kpis import compute_kpis, merged_shift_hours
 from router.scenario import Scenario
 from router.snapshot import NO_TIME, Decision, Policy, Snapshot, depart_within_shift, pad_shifts
@@ -58,30 +60,97 @@ class ReadyReveal:
 
     The ready time of an order counts as reached at ``ready_s + offset_s`` (a rule set that
     shifts ready times, as the MDRP adapter does, sets the shift back here). Until then the
-    policy sees an estimate: with a sample ``preps_s`` of preparation times (reached ready
-    minus placement, sorted), the ``quantile`` of those longer than the time elapsed since
-    placement (the order is not ready yet); without one, ``placed_s + typical_prep_s``. Never
+    policy sees an estimate learnt only from what has happened: the Kaplan-Meier curve of the
+    preparation times (reached ready minus placement) of the orders placed so far, those not
+    ready yet counting as censored at the time elapsed, with ``prior_preps_s`` as
+    pseudo-orders of ``prior_weight`` in all (the belief before the day's own orders outweigh
+    it). An order not ready after ``e`` seconds is assumed ready at the ``quantile`` of the
+    prep times longer than ``e``; beyond the curve's last prep time, at the next tick.
+    ``quantile=None`` picks it every tick as the newsvendor does (see ``scarcity_quantile``).
+    Without any prep time (no prior, none reached): ``placed_s + typical_prep_s``. Never
     earlier than the next tick.
     """
 
     typical_prep_s: int = 0
     offset_s: int = 0
-    preps_s: tuple[int, ...] = ()
-    quantile: float = 0.5
+    quantile: float | None = 0.5
+    prior_preps_s: tuple[int, ...] = ()
+    prior_weight: float = 0.0
 
-    def estimates_s(self, placed_s: np.ndarray, now_s: int, tick_s: int) -> np.ndarray:
+    def survival(self, reached_preps_s: np.ndarray, waited_s: np.ndarray) -> PrepSurvival:
+        """The Kaplan-Meier curve of prep times: reached ones are events, waiting ones censored."""
+        prior_s = np.asarray(self.prior_preps_s, dtype=np.int64)
+        times_s = np.concatenate([prior_s, reached_preps_s, waited_s]).astype(np.int64)
+        prior_each = self.prior_weight / prior_s.size if prior_s.size else 0.0
+        weights = np.concatenate(
+            [np.full(prior_s.size, prior_each), np.ones(reached_preps_s.size + waited_s.size)]
+        )
+        is_event = np.zeros(times_s.size, dtype=np.bool_)
+        is_event[: prior_s.size + reached_preps_s.size] = True
+        if not is_event.any():
+            return PrepSurvival(np.zeros(0, np.int64), np.zeros(0))
+        order = np.argsort(times_s, kind="stable")
+        sorted_s, sorted_w = times_s[order], weights[order]
+        event_s = np.unique(times_s[is_event])
+        deaths = np.bincount(
+            np.searchsorted(event_s, times_s[is_event]),
+            weights=weights[is_event],
+            minlength=event_s.size,
+        )
+        # weight still at risk at each event time: every prep (or wait) at least that long
+        tail_w = np.concatenate([np.cumsum(sorted_w[::-1])[::-1], [0.0]])
+        at_risk = tail_w[np.searchsorted(sorted_s, event_s, side="left")]
+        return PrepSurvival(event_s, np.cumprod(1.0 - deaths / np.maximum(at_risk, 1e-12)))
+
+    def estimates_s(
+        self,
+        placed_s: np.ndarray,
+        now_s: int,
+        tick_s: int,
+        survival: PrepSurvival | None = None,
+        quantile: float | None = None,
+    ) -> np.ndarray:
         """The ready times the policy sees for orders not ready at ``now_s``."""
         floor_s = now_s + tick_s - self.offset_s
-        if not self.preps_s:
+        if survival is None or not survival.preps_s.size:
             return np.maximum(placed_s + self.typical_prep_s, floor_s)
-        preps_s = np.asarray(self.preps_s, dtype=np.int64)
+        q = quantile if quantile is not None else (self.quantile or 0.5)
+        preps_s, alive = survival.preps_s, survival.alive
         elapsed_s = now_s - placed_s
-        longer = np.searchsorted(preps_s, elapsed_s, side="right")
-        pick = longer + np.floor(self.quantile * (preps_s.size - longer)).astype(np.int64)
+        passed = np.searchsorted(preps_s, elapsed_s, side="right")  # prep times <= elapsed
+        alive_now = np.where(passed > 0, alive[np.maximum(passed - 1, 0)], 1.0)
+        # the first prep time by which the share q of the orders still waiting is ready
+        pick = np.searchsorted(-alive, -(alive_now * (1.0 - q)) - 1e-12, side="left")
+        last_s = preps_s[-1]
         prep_s = np.where(
-            longer < preps_s.size, preps_s[np.minimum(pick, preps_s.size - 1)], elapsed_s
+            pick < preps_s.size,
+            preps_s[np.minimum(pick, preps_s.size - 1)],
+            np.where(elapsed_s < last_s, last_s, elapsed_s),
         )
         return np.maximum(placed_s + prep_s - self.offset_s, floor_s)
+
+
+@dataclass(frozen=True)
+class PrepSurvival:
+    """Prep times as a survival curve: ``alive[k]``, the share not ready by ``preps_s[k]``."""
+
+    preps_s: np.ndarray  # sorted distinct prep times at which some order became ready
+    alive: np.ndarray
+
+
+def scarcity_quantile(n_orders: int, n_riders: int) -> float:
+    """Where to aim a rider's arrival in the ready-time distribution, by the newsvendor rule.
+
+    Arriving at ``a`` for an order ready at ``R`` costs the order ``max(a, R)`` and the rider
+    its wait ``max(0, R - a)``; the expected cost is least where ``P(R <= a) = w_rider /
+    (w_rider + w_order)``. A rider-second is priced as the policy prices it (its own weight
+    plus the click-to-door of the orders queued behind it), an order-second at the
+    click-to-door weight: a rider waits for food readily when riders are plenty, hardly when
+    orders queue for them.
+    """
+    queued_per_rider = max(0, n_orders - n_riders) / max(1, n_riders)
+    rider_w = RIDER_WEIGHT + CLICK_TO_DOOR_WEIGHT * queued_per_rider
+    return rider_w / (rider_w + CLICK_TO_DOOR_WEIGHT)
 
 
 @dataclass(frozen=True)
@@ -135,17 +204,40 @@ class SimulationResult:
     kpis: dict[str, Any]
     refused_commits: int = 0
     reasons: dict[int, str] = field(default_factory=dict)  # last reason of each open order
+    # ready revealed: trips whose food was not ready before the rider's last departure; the
+    # rider went to the shop and waited there, the orders went back to the open pool
+    abandoned_trips: list[Trip] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    """A rider's committed trip whose bundle is not all ready yet (ready revealed only)."""
+
+    trip: Trip
+    legs_s: int  # from the departure to the last drop-off
+    drop_distance_m: float
+    release_s: int | None  # the food is too late for the rider's shifts: give up at this time
 
 
 class _World:
     """The mutable state of the day: orders, riders, trips."""
 
     def __init__(
-        self, scenario: Scenario, metric: TravelMetric = DEFAULT_METRIC, pay: RiderPay | None = None
+        self,
+        scenario: Scenario,
+        metric: TravelMetric = DEFAULT_METRIC,
+        pay: RiderPay | None = None,
+        reveal: ReadyReveal | None = None,
     ) -> None:
         self.scenario = scenario
         self.metric = metric
         self.pay = pay
+        self.reveal = reveal
+        self.pending: dict[int, _Pending] = {}  # rider -> its trip waiting for food
+        self.abandoned_trips: list[Trip] = []
+        self.n_trips_made = 0
+        self.all_placed_s = np.array([o.placed_s for o in scenario.orders], dtype=np.int64)
+        self.all_ready_s = np.array([o.ready_s for o in scenario.orders], dtype=np.int64)
         self.rider_carried = np.zeros(len(scenario.riders), dtype=np.int64)
         rules = scenario.travel
         self.shop_index = {shop.id: i for i, shop in enumerate(scenario.shops)}
@@ -203,9 +295,15 @@ class _World:
         rules = self.scenario.travel
         placed_s = np.array([orders[i].placed_s for i in open_orders], dtype=np.int64)
         ready_s = np.array([orders[i].ready_s for i in open_orders], dtype=np.int64)
+        rider_free_s = self.rider_free_s[riders]
         if reveal is not None:
-            estimate_s = reveal.estimates_s(placed_s, now_s, tick_s)
+            survival = self.prep_survival(now_s, reveal)
+            quantile = reveal.quantile
+            if quantile is None:
+                quantile = scarcity_quantile(open_orders.size, self.active_riders(now_s, riders))
+            estimate_s = reveal.estimates_s(placed_s, now_s, tick_s, survival, quantile)
             ready_s = np.where(ready_s + reveal.offset_s <= now_s, ready_s, estimate_s)
+            rider_free_s = self.shown_free_s(now_s, riders, reveal, survival, quantile, tick_s)
         return Snapshot(
             now_s=now_s,
             detour=rules.detour,
@@ -229,7 +327,7 @@ class _World:
             ),
             rider_lats=self.rider_lats[riders],
             rider_lons=self.rider_lons[riders],
-            rider_free_s=self.rider_free_s[riders],
+            rider_free_s=rider_free_s,
             rider_serves=self.rider_serves[riders],
             rider_shift_starts_s=self.shift_starts_s[riders],
             rider_shift_ends_s=self.shift_ends_s[riders],
@@ -245,6 +343,75 @@ class _World:
             ),
             extra_order_cost=0 if self.pay is None else self.pay.extra_order_cost,
         )
+
+    def prep_survival(self, now_s: int, reveal: ReadyReveal) -> PrepSurvival:
+        """The prep times learnt by ``now_s``: reached ones, and the waits of the others."""
+        placed = (self.order_state != PENDING) & (self.order_state != REJECTED)
+        reached_s = self.all_ready_s + reveal.offset_s
+        done = placed & (reached_s <= now_s)
+        waiting = placed & ~done
+        return reveal.survival(
+            reached_s[done] - self.all_placed_s[done], now_s - self.all_placed_s[waiting]
+        )
+
+    def active_riders(self, now_s: int, riders: np.ndarray) -> int:
+        """Riders on shift and free within ``ACTIVE_WITHIN_S`` (the policy's queue rule)."""
+        starts_s, ends_s = self.shift_starts_s[riders], self.shift_ends_s[riders]
+        upcoming = (ends_s >= now_s) & (starts_s >= 0)
+        next_start_s = np.where(upcoming, starts_s, np.iinfo(np.int64).max // 4).min(axis=1)
+        free_s = np.maximum(next_start_s, self.rider_free_s[riders])
+        return int((free_s <= now_s + ACTIVE_WITHIN_S).sum())
+
+    def shown_free_s(
+        self,
+        now_s: int,
+        riders: np.ndarray,
+        reveal: ReadyReveal,
+        survival: PrepSurvival,
+        quantile: float,
+        tick_s: int,
+    ) -> np.ndarray:
+        """When riders are free as the policy can know it: a rider waiting for food not ready
+        yet is free at its trip's legs after the estimated ready time, not the true one."""
+        free_s = self.rider_free_s[riders].copy()
+        for k, rider in enumerate(riders.tolist()):
+            pending = self.pending.get(rider)
+            if pending is None:
+                continue
+            trip = pending.trip
+            bundle = np.array(trip.orders, dtype=np.int64)
+            true_s = self.all_ready_s[bundle]
+            if int(true_s.max()) + reveal.offset_s <= now_s and pending.release_s is None:
+                del self.pending[rider]  # all ready: the policy sees the truth from now
+                continue
+            guess_s = reveal.estimates_s(
+                self.all_placed_s[bundle], now_s, tick_s, survival, quantile
+            )
+            shown_s = np.where(true_s + reveal.offset_s <= now_s, true_s, guess_s)
+            depart_s = max(trip.arrive_shop_s, int(shown_s.max())) + self.scenario.travel.pickup_s
+            free_s[k] = depart_s + pending.legs_s
+        return free_s
+
+    def release_abandoned(self, now_s: int) -> None:
+        """Trips whose food cannot be ready before the rider's last departure, as soon as the
+        policy could know it: the orders reopen, the rider stays at the shop."""
+        for rider, pending in list(self.pending.items()):
+            if pending.release_s is None or pending.release_s > now_s:
+                continue
+            del self.pending[rider]
+            trip = pending.trip
+            for i in trip.orders:
+                self.order_state[i] = OPEN
+                self.order_riders[i] = -1
+                self.order_trips[i] = ""
+                self.assigned_s[i] = self.depart_s[i] = self.delivered_s[i] = NO_TIME
+            shop = self.scenario.shops[trip.shop]
+            self.rider_lats[rider], self.rider_lons[rider] = shop.lat, shop.lon
+            self.rider_free_s[rider] = pending.release_s
+            self.rider_carried[rider] -= len(trip.orders)
+            self.distance_m -= pending.drop_distance_m
+            self.trips.remove(trip)
+            self.abandoned_trips.append(trip)
 
     def commit(self, now_s: int, rider: int, order_list: list[int]) -> bool:
         """Execute a committed trip by the rules; refuse it (False) if it breaks one."""
@@ -276,20 +443,29 @@ class _World:
                 self.shift_ends_s[rider],
             )
         )
+        release_s = None
         if depart_s == NO_TIME:
-            return False
+            # ready revealed: refusing here would tell the policy the food is late; the rider
+            # goes, waits and gives up when the policy could know it (see release_abandoned)
+            release_s = self._give_up_s(now_s, rider, order_list, arrive_shop_s)
+            if release_s is None:
+                return False
+            depart_s = earliest_s + self.scenario.travel.pickup_s
+        self.pending.pop(rider, None)
+        self.n_trips_made += 1
         trip = Trip(
-            f"t{len(self.trips) + 1}", rider, shop, list(order_list), now_s, arrive_shop_s, depart_s
+            f"t{self.n_trips_made}", rider, shop, list(order_list), now_s, arrive_shop_s, depart_s
         )
         self.trips.append(trip)
         lat, lon = self.rider_lats[rider], self.rider_lons[rider]
         self.distance_m += self.distance(lat, lon, shop_rec.lat, shop_rec.lon)
         lat, lon, clock_s = shop_rec.lat, shop_rec.lon, depart_s
+        drop_distance_m = 0.0
         for i in order_list:
             order = orders[i]
             clock_s += self.travel(lat, lon, order.lat, order.lon, mode)
             clock_s += self.scenario.travel.handoff_s
-            self.distance_m += self.distance(lat, lon, order.lat, order.lon)
+            drop_distance_m += self.distance(lat, lon, order.lat, order.lon)
             lat, lon = order.lat, order.lon
             self.order_state[i] = COMMITTED
             self.order_riders[i] = rider
@@ -297,10 +473,39 @@ class _World:
             self.assigned_s[i] = now_s
             self.depart_s[i] = depart_s
             self.delivered_s[i] = clock_s
+        self.distance_m += drop_distance_m
         self.rider_lats[rider], self.rider_lons[rider] = lat, lon
         self.rider_free_s[rider] = clock_s
         self.rider_carried[rider] += len(order_list)
+        if self.reveal is not None and (
+            release_s is not None
+            or int(self.all_ready_s[order_list].max()) + self.reveal.offset_s > now_s
+        ):
+            self.pending[rider] = _Pending(trip, clock_s - depart_s, drop_distance_m, release_s)
         return True
+
+    def _give_up_s(
+        self, now_s: int, rider: int, order_list: list[int], arrive_shop_s: int
+    ) -> int | None:
+        """When the policy could first know that a trip it committed cannot depart within the
+        rider's shifts (None: it can know now, and the commit is refused).
+
+        The trip fails because the bundle is ready after ``last_end - pickup``. An order not
+        ready at ``t`` is known to be ready after ``t - offset``: the policy can tell at
+        ``last_end - pickup + offset``, or now if what it sees (the rider's arrival, the ready
+        times already reached) already breaks the shift.
+        """
+        if self.reveal is None:
+            return None
+        offset_s, pickup_s = self.reveal.offset_s, self.scenario.travel.pickup_s
+        ready_s = self.all_ready_s[order_list]
+        seen_s = np.where(ready_s + offset_s <= now_s, ready_s, 0)
+        seen_depart_s = max(arrive_shop_s, int(seen_s.max())) + pickup_s
+        starts_s, ends_s = self.shift_starts_s[rider], self.shift_ends_s[rider]
+        if depart_within_shift(seen_depart_s, starts_s, ends_s) == NO_TIME:
+            return None
+        release_s = int(self.rider_last_end_s[rider]) - pickup_s + offset_s
+        return release_s if release_s > now_s else None
 
     def apply(self, now_s: int, snapshot: Snapshot, decision: Decision) -> None:
         used_riders: set[int] = set()
@@ -327,7 +532,7 @@ def simulate(
     """Play the day: reveal orders, tick the policy, execute commits, until nothing can move."""
     if tick_s <= 0:
         raise ValueError(f"tick_s: expected a positive integer, got {tick_s}")
-    world = _World(scenario, metric, pay)
+    world = _World(scenario, metric, pay, ready_reveal)
     placed_s = np.array([o.placed_s for o in scenario.orders], dtype=np.int64)
     reveal_order = np.argsort(placed_s, kind="stable")
     next_reveal = 0
@@ -339,6 +544,7 @@ def simulate(
         while next_reveal < len(reveal_order) and placed_s[reveal_order[next_reveal]] <= now_s:
             world.admit(int(reveal_order[next_reveal]))
             next_reveal += 1
+        world.release_abandoned(now_s)
         open_orders = np.flatnonzero(world.order_state == OPEN)
         if open_orders.size and now_s <= last_shift_end_s:
             snapshot = world.snapshot(now_s, open_orders, ready_reveal, tick_s)
@@ -348,13 +554,16 @@ def simulate(
             world.apply(now_s, snapshot, decision)
             for index, reason in decision.reasons.items():
                 reasons[int(snapshot.order_keys[index])] = reason
-        if now_s >= scenario.horizon_s and (not open_orders.size or now_s > last_shift_end_s):
+        idle = not open_orders.size and not any(
+            p.release_s is not None for p in world.pending.values()
+        )
+        if now_s >= scenario.horizon_s and (idle or now_s > last_shift_end_s):
             break
-        if not open_orders.size and next_reveal < len(reveal_order):
+        if idle and next_reveal < len(reveal_order):
             # Nothing to decide until the next order arrives: jump to the tick that reveals it.
             next_placed_s = int(placed_s[reveal_order[next_reveal]])
             now_s = max(now_s + tick_s, -(-next_placed_s // tick_s) * tick_s)
-        elif not open_orders.size:
+        elif idle:
             now_s = max(now_s + tick_s, -(-scenario.horizon_s // tick_s) * tick_s)
         else:
             now_s += tick_s
@@ -410,6 +619,7 @@ def _result(
         kpis,
         world.refused_commits,
         open_reasons,
+        world.abandoned_trips,
     )
 
 

@@ -42,7 +42,13 @@ EXTRA_ORDER_COST = 200
 # Couriers priced per bundle: MDRP pools run to hundreds of couriers (the engine default, 8,
 # suits a shop's handful); 16 gave 0.1 min less click-to-door on 14 instances of every family.
 RIDERS_PER_BUNDLE = 16
-REVEAL_PREP_QUANTILE = 0.25  # ready revealed: which of the prep times still possible to assume
+# Ready revealed: the belief about prep times before the day's own orders outweigh it, five
+# pseudo-orders spread over a restaurant's usual 10 to 30 minutes (nothing of the instance).
+PRIOR_PREPS_MIN = (10, 15, 20, 25, 30)
+PRIOR_WEIGHT = 5.0
+# which of the prep times still possible to assume: None picks it each tick from how scarce
+# riders are (the newsvendor rule of router.simulate.scarcity_quantile)
+REVEAL_PREP_QUANTILE: float | None = None
 
 
 def half_pickup_s(instance: MdrpInstance) -> int:
@@ -108,16 +114,23 @@ def to_scenario(instance: MdrpInstance) -> Scenario:
     )
 
 
-def ready_reveal(instance: MdrpInstance, quantile: float = REVEAL_PREP_QUANTILE) -> ReadyReveal:
-    """Ready times revealed when reached; before, a quantile of the prep times still possible.
+def ready_reveal(
+    instance: MdrpInstance, quantile: float | None = REVEAL_PREP_QUANTILE
+) -> ReadyReveal:
+    """Ready times revealed when reached; before, an estimate learnt from the day so far.
 
-    The policy knows the instance's distribution of preparation times (one sample for the day,
-    never an order's own) and, for an order not ready yet, assumes the ``quantile`` of the prep
-    times longer than the time since its placement.
+    The policy learns the distribution of preparation times only from the orders placed so
+    far (ready ones give their prep time, the others the time they have waited; the prior
+    stands in early in the day), never from an order still to come nor an order's own, and
+    assumes for an order not ready yet the ``quantile`` of the prep times longer than the
+    time since its placement.
     """
-    shift_s = half_pickup_s(instance)
-    preps_s = sorted((o.ready_min - o.placement_min) * MINUTE_S for o in instance.orders)
-    return ReadyReveal(offset_s=shift_s, preps_s=tuple(preps_s), quantile=quantile)
+    return ReadyReveal(
+        offset_s=half_pickup_s(instance),
+        quantile=quantile,
+        prior_preps_s=tuple(m * MINUTE_S for m in PRIOR_PREPS_MIN),
+        prior_weight=PRIOR_WEIGHT,
+    )
 
 
 def rider_pay(instance: MdrpInstance, extra_order_cost: int = EXTRA_ORDER_COST) -> RiderPay:

@@ -66,14 +66,16 @@ def to_solution(instance: MdrpInstance, result: SimulationResult) -> MdrpSolutio
     orders = instance.orders
     solution = MdrpSolution()
     by_courier: dict[int, list[Move]] = {}
-    for trip in result.trips:
+    # trips given up for food not ready in time (ready revealed) are only the ride to the
+    # restaurant; each courier's trips in the order they were committed
+    abandoned = {id(trip) for trip in result.abandoned_trips}
+    all_trips = sorted(
+        [*result.trips, *result.abandoned_trips], key=lambda t: (t.assigned_s, int(t.trip_id[1:]))
+    )
+    for trip in all_trips:
         courier = instance.couriers[trip.rider]
         ids = tuple(orders[i].id for i in trip.orders)
         restaurant = orders[trip.orders[0]].restaurant
-        pickup_min = _minutes(trip.depart_s - shift_s)
-        solution.assignments.append(
-            Assignment(_minutes(trip.assigned_s), pickup_min, courier.id, ids)
-        )
         moves = by_courier.setdefault(trip.rider, [])
         origin = moves[-1].destination if moves else "0"
         here = (courier.x_m, courier.y_m) if origin == "0" else drops[origin]
@@ -81,6 +83,13 @@ def to_solution(instance: MdrpInstance, result: SimulationResult) -> MdrpSolutio
         leave_min = _minutes(trip.arrive_shop_s) - to_shop_min
         moves.append(Move(courier.id, leave_min, origin, restaurant))
         driving = to_shop_min
+        if id(trip) in abandoned:
+            solution.driving_min[courier.id] = solution.driving_min.get(courier.id, 0) + driving
+            continue
+        pickup_min = _minutes(trip.depart_s - shift_s)
+        solution.assignments.append(
+            Assignment(_minutes(trip.assigned_s), pickup_min, courier.id, ids)
+        )
         place, clock_min = restaurants[restaurant], _minutes(trip.depart_s)
         previous = restaurant
         for i, order_id in zip(trip.orders, ids, strict=True):

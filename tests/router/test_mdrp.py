@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from router.dispatch import QuarterhourPolicy
 from router.mdrp.adapter import mdrp_metric, mdrp_policy, ready_reveal, to_scenario
-from router.mdrp.instance import MdrpError, read_instance, travel_min
+from router.mdrp.instance import MdrpError, MdrpInstance, read_instance, travel_min
 from router.mdrp.run import run_instance
 from router.mdrp.solution import to_solution
-from router.simulate import ReadyReveal, simulate
+from router.simulate import ReadyReveal, scarcity_quantile, simulate
 from router.snapshot import Decision, Snapshot
 from router.travel import TravelMetric, distance_matrix_m, travel_s_matrices
 from tests.mdrp_checker import check_mdrp
@@ -152,23 +152,122 @@ def test_revealed_ready_is_hidden_until_reached(tmp_path: Path) -> None:
     for snapshot in spy.seen:
         shown = int(snapshot.order_ready_s[0])
         if snapshot.now_s < 30 * 60:
-            assert shown == int(reveal.estimates_s(np.array([0]), snapshot.now_s, 60)[0])
             assert shown >= snapshot.now_s + 60 - reveal.offset_s
         else:
             assert shown == true_ready_s
     assert to_solution(instance, result).pickup_min["o1"] >= 30
 
 
-def test_ready_estimate_is_a_conditional_quantile() -> None:
-    """The estimate is the quantile of the prep times longer than the time since placement."""
-    reveal = ReadyReveal(offset_s=120, preps_s=(600, 900, 1200, 1800), quantile=0.5)
+def _seen_until(
+    folder: Path, until_s: int
+) -> tuple[list[tuple[object, ...]], dict[str, object], MdrpInstance]:
+    """What the policy is shown before ``until_s`` with ready revealed, and the day's kpis."""
+    instance = read_instance(folder)
+    spy = _Spy()
+    result = simulate(
+        to_scenario(instance),
+        spy,
+        tick_s=60,
+        metric=mdrp_metric(),
+        ready_reveal=ready_reveal(instance),
+    )
+    seen = [
+        (
+            s.now_s,
+            s.order_keys.tolist(),
+            s.order_ready_s.tolist(),
+            s.rider_keys.tolist(),
+            s.rider_free_s.tolist(),
+            s.rider_lats.tolist(),
+            s.rider_lons.tolist(),
+            None if s.rider_quota_left is None else s.rider_quota_left.tolist(),
+        )
+        for s in spy.seen
+        if s.now_s < until_s
+    ]
+    return seen, {"abandoned": len(result.abandoned_trips), **result.kpis}, instance
+
+
+def test_estimates_learn_only_from_orders_already_ready(tmp_path: Path) -> None:
+    """Changing the prep times of orders not yet ready changes nothing the policy saw before."""
+    couriers = [("c1", 0, 0, 0, 200), ("c2", 300, 300, 0, 200)]
+    restaurants = [("r1", 640, 0), ("r2", 0, 640)]
+
+    def day(late_extra_min: int) -> list[tuple[str, int, int, int, str, int]]:
+        # the first ten orders are ready by minute 40; the last ten are placed after that
+        early = [(f"o{i}", 100 * i, 900, 2 * i, "r1", 2 * i + 8 + i % 3) for i in range(1, 11)]
+        late = [
+            (f"o{i}", 90 * i, 300, 40 + i, f"r{1 + i % 2}", 40 + i + 10 + late_extra_min)
+            for i in range(11, 21)
+        ]
+        return early + late
+
+    seen_a, _, _ = _seen_until(
+        write_instance(tmp_path / "a", day(0), couriers, restaurants), 51 * 60
+    )
+    seen_b, _, _ = _seen_until(
+        write_instance(tmp_path / "b", day(25), couriers, restaurants), 51 * 60
+    )
+    assert seen_a and seen_a == seen_b  # the late orders' first ready minute is 51 in day a
+
+
+def test_food_late_for_the_shift_tells_the_policy_nothing(tmp_path: Path) -> None:
+    """A courier sent for food that is ready only after its off time is not refused: the policy
+    sees the same until it could know, the courier gives up, and the solution stays feasible."""
+    couriers = [("c1", 0, 0, 0, 20), ("c2", 0, 0, 30, 120)]
+    restaurants = [("r1", 640, 0)]
+    views = {}
+    for ready_min in (16, 40):  # c1 can pick up by its off time at 16, not at 40
+        folder = write_instance(
+            tmp_path / f"r{ready_min}",
+            [("o1", 640, 960, 0, "r1", ready_min)],
+            couriers,
+            restaurants,
+        )
+        views[ready_min] = _seen_until(folder, 16 * 60)
+        out = tmp_path / f"out{ready_min}"
+        run_instance(folder, out, ready="revealed")
+        assert check_mdrp(folder, out).violations == []
+    assert views[16][0] and views[16][0] == views[40][0]
+    assert views[16][1]["abandoned"] == 0
+    assert views[40][1]["abandoned"] == 1
+    assert views[40][1]["delivered"] == 1  # the order went back to the pool; c2 took it
+
+
+def test_prep_survival_is_kaplan_meier() -> None:
+    """Ready orders are events, waiting ones censored: the textbook product-limit curve."""
+    reveal = ReadyReveal(offset_s=120, quantile=0.5)
+    # ready after 600 and 1200 s; one order has waited 900 s so far
+    curve = reveal.survival(np.array([600, 1200]), np.array([900]))
+    assert curve.preps_s.tolist() == [600, 1200]
+    assert np.allclose(curve.alive, [2 / 3, 0.0])
     placed = np.array([0])
-    # nothing elapsed: the median of all four is 1200, shifted back by the offset
-    assert reveal.estimates_s(placed, 0, 60).tolist() == [1080]
-    # 1000 s elapsed: only 1200 and 1800 are still possible; the upper median is 1800
-    assert reveal.estimates_s(placed, 1000, 60).tolist() == [1680]
-    # longer than any prep seen: ready at the next tick at the earliest
-    assert reveal.estimates_s(placed, 2000, 60).tolist() == [1940]
+    # the median is where the share still waiting falls to a half of it: 1200, shifted back
+    assert reveal.estimates_s(placed, 0, 60, curve).tolist() == [1080]
+    # past every prep time seen: ready at the next tick at the earliest
+    assert reveal.estimates_s(placed, 2000, 60, curve).tolist() == [1940]
+    # a prior of pseudo-orders counts as ready orders of its weight
+    prior = ReadyReveal(prior_preps_s=(300, 900), prior_weight=2.0)
+    curve = prior.survival(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert np.allclose(curve.alive, [0.5, 0.0])
+
+
+def test_conditional_quantile_of_prep_times() -> None:
+    """The estimate is the quantile of the prep times longer than the time since placement."""
+    reveal = ReadyReveal(offset_s=120, quantile=0.5)
+    curve = reveal.survival(np.array([600, 900, 1200, 1800]), np.zeros(0, np.int64))
+    placed = np.array([0])
+    assert reveal.estimates_s(placed, 0, 60, curve).tolist() == [780]
+    # 1000 s elapsed: only 1200 and 1800 are still possible; the median of those is 1200
+    assert reveal.estimates_s(placed, 1000, 60, curve).tolist() == [1080]
+    assert reveal.estimates_s(placed, 1000, 60, curve, quantile=0.9).tolist() == [1680]
+
+
+def test_scarce_riders_aim_later_in_the_ready_distribution() -> None:
+    """The newsvendor quantile: a third with riders to spare, rising as orders queue."""
+    assert scarcity_quantile(3, 10) == pytest.approx(1 / 3)
+    assert scarcity_quantile(20, 10) == pytest.approx(3 / 5)
+    assert scarcity_quantile(10, 10) < scarcity_quantile(40, 10) < 1.0
 
 
 def test_run_writes_files_the_checker_accepts(tmp_path: Path) -> None:
