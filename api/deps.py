@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, func, select
@@ -46,31 +46,36 @@ async def get_engine(request: Request) -> Engine:
     return engine_of(request)
 
 
-def _sqlite_write_turns(request: Request) -> asyncio.Lock:
+def _sqlite_write_turns(app: FastAPI) -> asyncio.Lock:
     """The lock the write requests of this app take turns on, made for the running loop."""
     loop = asyncio.get_running_loop()
     held: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = getattr(
-        request.app.state, "sqlite_write_turns", None
+        app.state, "sqlite_write_turns", None
     )
     if held is None or held[0] is not loop:
         held = (loop, asyncio.Lock())
-        request.app.state.sqlite_write_turns = held
+        app.state.sqlite_write_turns = held
+    return held[1]
+
+
+def group_commit_of(app: FastAPI) -> GroupCommit:
+    """The app's group writer on the running loop (``api.group_commit``); on SQLite it takes
+    the same write turns as every other write request. Also the dispatch loop's writer."""
+    loop = asyncio.get_running_loop()
+    held: tuple[asyncio.AbstractEventLoop, GroupCommit] | None = getattr(
+        app.state, "group_commit", None
+    )
+    if held is None or held[0] is not loop:
+        engine: Engine = app.state.engine
+        turns = _sqlite_write_turns(app) if is_sqlite(engine) else None
+        held = (loop, GroupCommit(engine, turns))
+        app.state.group_commit = held
     return held[1]
 
 
 async def get_group_commit(request: Request) -> GroupCommit:
-    """The app's group writer on the running loop (``api.group_commit``); on SQLite it takes
-    the same write turns as every other write request."""
-    loop = asyncio.get_running_loop()
-    held: tuple[asyncio.AbstractEventLoop, GroupCommit] | None = getattr(
-        request.app.state, "group_commit", None
-    )
-    if held is None or held[0] is not loop:
-        engine = engine_of(request)
-        turns = _sqlite_write_turns(request) if is_sqlite(engine) else None
-        held = (loop, GroupCommit(engine, turns))
-        request.app.state.group_commit = held
-    return held[1]
+    """The app's group writer on the running loop (``group_commit_of``)."""
+    return group_commit_of(request.app)
 
 
 async def take_write_turn(request: Request) -> AsyncIterator[None]:
@@ -85,7 +90,7 @@ async def take_write_turn(request: Request) -> AsyncIterator[None]:
     if request.method in READ_METHODS or not is_sqlite(engine_of(request)):
         yield
         return
-    async with _sqlite_write_turns(request):
+    async with _sqlite_write_turns(request.app):
         yield
 
 

@@ -18,6 +18,7 @@ The lease lasts ``LEASE_TICKS`` ticks, so a worker that dies is replaced within 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -35,6 +36,7 @@ from sqlmodel import Session, col, select
 from api.config import Settings
 from api.db import writer
 from api.engine import BusyRider, ShopPlan, plan_shop
+from api.group_commit import GroupCommit
 from api.models import (
     DISPATCH_NOTE_CHARS,
     Order,
@@ -88,6 +90,23 @@ def acquire_lease(
     ``None`` while another worker holds an unexpired lease. Renewing an unexpired lease of one's
     own keeps its epoch; taking a free, expired or new lease gives the next epoch.
     """
+    try:
+        lease = take_lease(session, shop_id, owner_id, now, lease_s)
+        if lease is None:
+            session.rollback()
+            return None
+        session.commit()
+    except IntegrityError:  # PostgreSQL: another worker inserted the first lease of this shop
+        session.rollback()
+        return None
+    return lease
+
+
+def take_lease(
+    session: Session, shop_id: uuid.UUID, owner_id: str, now: datetime, lease_s: int
+) -> Lease | None:
+    """``acquire_lease`` flushed, not committed (raises ``IntegrityError`` when a concurrent
+    worker inserted the shop's first lease row)."""
     expires_at = now.astimezone(UTC) + timedelta(seconds=lease_s)
     row = session.exec(
         select(ShopLease)
@@ -98,18 +117,13 @@ def acquire_lease(
     if row is None:
         row = ShopLease(shop_id=shop_id, owner_id=owner_id, epoch=1, expires_at=expires_at)
     elif row.owner_id != owner_id and row.expires_at > now:
-        session.rollback()
         return None
     else:
         if row.owner_id != owner_id or row.expires_at <= now:
             row.epoch += 1
         row.owner_id, row.expires_at = owner_id, expires_at
     session.add(row)
-    try:
-        session.commit()
-    except IntegrityError:  # PostgreSQL: another worker inserted the first lease of this shop
-        session.rollback()
-        return None
+    session.flush()
     return Lease(shop_id=shop_id, owner_id=owner_id, epoch=row.epoch, expires_at=expires_at)
 
 
@@ -155,26 +169,26 @@ def _busy_riders(session: Session, rider_ids: list[uuid.UUID]) -> dict[uuid.UUID
     return busy
 
 
-def dispatch_shop(
-    session: Session,
-    shop: Shop,
-    now: datetime,
-    *,
-    tick_s: int = DEFAULT_TICK_S,
-    lease: Lease | None = None,
-) -> ShopPlan:
-    """Decide for ``shop`` at ``now`` and store the committed trips; commits the transaction.
+@dataclass(frozen=True)
+class ShopDecision:
+    """One shop's plan and the state of the rows it was made from: each pending order's
+    ``updated_at`` and the riders that were busy (``store_decision`` checks them again)."""
 
-    ``session`` must write (``api.db.writer``: ``BEGIN IMMEDIATE`` on SQLite); on PostgreSQL
-    the pending orders and on-duty riders are locked until the commit, so that a cancellation
-    or a duty change waits for the decision instead of being overwritten by it. With ``lease``
-    the lease is checked first (``LeaseLost``: nothing written); without, the caller is the
-    shop's only dispatcher (tests, tools).
-    """
+    shop_id: uuid.UUID
+    plan: ShopPlan
+    order_updated_ats: dict[uuid.UUID, datetime]
+    busy_rider_ids: frozenset[uuid.UUID]
+
+
+def decide_shop(
+    session: Session, shop: Shop, now: datetime, *, tick_s: int, lock: bool
+) -> ShopDecision | None:
+    """Snapshot ``shop``'s pending orders and on-duty riders and run the engine; ``None`` when no
+    order waits. With ``lock`` (PostgreSQL, in a write transaction) the orders and riders stay
+    locked until the transaction ends; without, nothing is locked and the plan may be stale by
+    the time it is stored (``store_decision`` checks)."""
     now = now.astimezone(UTC)
-    if lease is not None:
-        check_lease(session, lease, now)
-    orders = session.exec(
+    query = (
         select(Order)
         .where(
             Order.shop_id == shop.id,
@@ -182,22 +196,21 @@ def dispatch_shop(
             col(Order.trip_id).is_(None),
         )
         .order_by(col(Order.placed_at), col(Order.id))
-        .with_for_update()
-    ).all()
+    )
+    orders = session.exec(query.with_for_update() if lock else query).all()
     if not orders:
-        session.commit()
-        return ShopPlan()
+        return None
     # Every on-duty rider serving the shop, its own and those shared with other shops; locked so
     # that another shop's dispatch (PostgreSQL) waits and then sees the trips committed here.
-    riders = session.exec(
+    rider_query = (
         select(Rider)
         .where(
             col(Rider.id).in_(select(RiderShop.rider_id).where(RiderShop.shop_id == shop.id)),
             col(Rider.on_duty).is_(True),
         )
         .order_by(col(Rider.created_at), col(Rider.id))
-        .with_for_update()
-    ).all()
+    )
+    riders = session.exec(rider_query.with_for_update() if lock else rider_query).all()
     rider_ids = [rider.id for rider in riders]
     shifts: dict[uuid.UUID, list[RiderShift]] = {}
     serves: dict[uuid.UUID, set[uuid.UUID]] = {}
@@ -221,14 +234,66 @@ def dispatch_shop(
     plan = plan_shop(
         shop, orders, riders, shifts, busy, now, tick_s, rider_shop_ids=serves, rider_homes=homes
     )
+    return ShopDecision(
+        shop_id=shop.id,
+        plan=plan,
+        order_updated_ats={order.id: order.updated_at for order in orders},
+        busy_rider_ids=frozenset(busy),
+    )
+
+
+def store_decision(
+    session: Session, decision: ShopDecision, now: datetime, *, recheck: bool
+) -> int:
+    """Store the committed trips of ``decision`` and the reasons of the orders left waiting
+    (flushed, not committed); the number of trips stored.
+
+    With ``recheck`` (a plan made outside this transaction) a trip is stored only when each of
+    its orders is still pending, off any trip and unchanged since the snapshot, and its rider is
+    still on duty with no active trip; otherwise it is dropped, and its orders are planned again
+    at the next tick.
+    """
+    now = now.astimezone(UTC)
+    snapshot_ids = list(decision.order_updated_ats)
+    orders = session.exec(
+        select(Order).where(col(Order.id).in_(snapshot_ids)).order_by(col(Order.id))
+    ).all()
     by_id = {order.id: order for order in orders}
-    taken = set(busy)
-    for trip_plan in plan.trips:
+    taken = set(decision.busy_rider_ids)
+    available: set[uuid.UUID] | None = None
+    if recheck:
+        planned_riders = [trip.rider_id for trip in decision.plan.trips]
+        available = set(
+            session.exec(
+                select(Rider.id).where(col(Rider.id).in_(planned_riders), col(Rider.on_duty))
+            ).all()
+        )
+        taken |= set(_busy_riders(session, planned_riders))
+
+    def unchanged(order_id: uuid.UUID) -> bool:
+        order = by_id.get(order_id)
+        return (
+            order is not None
+            and order.status == OrderStatus.pending
+            and order.trip_id is None
+            and order.updated_at == decision.order_updated_ats[order_id]
+        )
+
+    stored = 0
+    for trip_plan in decision.plan.trips:
         if trip_plan.rider_id in taken:  # the engine never does this; the rows must not either
-            logger.error("shop %s: trip for busy rider %s dropped", shop.id, trip_plan.rider_id)
+            if not recheck:
+                logger.error(
+                    "shop %s: trip for busy rider %s dropped", decision.shop_id, trip_plan.rider_id
+                )
+            continue
+        if available is not None and (
+            trip_plan.rider_id not in available
+            or not all(unchanged(order_id) for order_id in trip_plan.order_ids)
+        ):
             continue
         trip = Trip(
-            shop_id=shop.id,
+            shop_id=decision.shop_id,
             rider_id=trip_plan.rider_id,
             status=TripStatus.committed.value,
             assigned_at=now,
@@ -250,9 +315,40 @@ def dispatch_shop(
             session.add(order)
             add_event(session, order, "assigned", now, f"trip {trip.id}, stop {seq + 1}")
         taken.add(trip_plan.rider_id)
-    _note_reasons(session, orders, plan)
+        stored += 1
+    waiting = [order for order in orders if not recheck or unchanged(order.id)]
+    _note_reasons(session, waiting, decision.plan)
+    session.flush()
+    return stored
+
+
+def dispatch_shop(
+    session: Session,
+    shop: Shop,
+    now: datetime,
+    *,
+    tick_s: int = DEFAULT_TICK_S,
+    lease: Lease | None = None,
+) -> ShopPlan:
+    """Decide for ``shop`` at ``now`` and store the committed trips, in one transaction; commits.
+
+    ``session`` must write (``api.db.writer``: ``BEGIN IMMEDIATE`` on SQLite); on PostgreSQL
+    the pending orders and on-duty riders are locked until the commit, so that a cancellation
+    or a duty change waits for the decision instead of being overwritten by it. With ``lease``
+    the lease is checked first (``LeaseLost``: nothing written); without, the caller is the
+    shop's only dispatcher (tests, tools). The service's loop decides outside the write
+    transaction instead (``dispatch_tick``).
+    """
+    now = now.astimezone(UTC)
+    if lease is not None:
+        check_lease(session, lease, now)
+    decision = decide_shop(session, shop, now, tick_s=tick_s, lock=True)
+    if decision is None:
+        session.commit()
+        return ShopPlan()
+    store_decision(session, decision, now, recheck=False)
     session.commit()
-    return plan
+    return decision.plan
 
 
 def _note_reasons(session: Session, orders: Sequence[Order], plan: ShopPlan) -> None:
@@ -267,6 +363,67 @@ def _note_reasons(session: Session, orders: Sequence[Order], plan: ShopPlan) -> 
             session.add(order)
 
 
+def shops_waiting(engine: Engine) -> list[uuid.UUID]:
+    """The shops with an order waiting for a trip (a read transaction)."""
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(Order.shop_id)
+                .where(Order.status == OrderStatus.pending.value, col(Order.trip_id).is_(None))
+                .distinct()
+                .order_by(col(Order.shop_id))
+            ).all()
+        )
+
+
+def read_decision(
+    engine: Engine, shop_id: uuid.UUID, now: datetime, tick_s: int
+) -> ShopDecision | None:
+    """``decide_shop`` in a read transaction: no write lock is held while the engine plans."""
+    with Session(engine, expire_on_commit=False) as session:
+        shop = session.get(Shop, shop_id)
+        if shop is None:
+            return None
+        return decide_shop(session, shop, now, tick_s=tick_s, lock=False)
+
+
+def lease_and_store(
+    session: Session, decision: ShopDecision, owner_id: str, now: datetime, lease_s: int
+) -> int:
+    """Take or renew the shop's lease and store ``decision`` rechecked (flushed, not committed),
+    in one transaction; the number of trips stored (0 while another worker holds the lease)."""
+    if take_lease(session, decision.shop_id, owner_id, now, lease_s) is None:
+        return 0
+    return store_decision(session, decision, now, recheck=True)
+
+
+async def dispatch_tick(
+    engine: Engine, group_commit: GroupCommit, now: datetime, tick_s: int, owner_id: str
+) -> int:
+    """One tick of the service's loop: each shop with orders waiting is planned in a worker
+    thread outside any write transaction, then its lease and its trips are written through the
+    group writer (``api.group_commit``) with the other writes of the moment; the number of
+    trips committed. A shop whose dispatch fails is logged and skipped."""
+    committed = 0
+    for shop_id in await asyncio.to_thread(shops_waiting, engine):
+        try:
+            decision = await asyncio.to_thread(read_decision, engine, shop_id, now, tick_s)
+            if decision is None:
+                continue
+            committed += await group_commit.run(
+                functools.partial(
+                    lease_and_store,
+                    decision=decision,
+                    owner_id=owner_id,
+                    now=now,
+                    lease_s=LEASE_TICKS * tick_s,
+                )
+            )
+        except Exception:
+            logger.exception("dispatch of shop %s failed; the other shops go on", shop_id)
+    return committed
+
+
 def dispatch_all(
     engine: Engine, now: datetime, tick_s: int, *, owner_id: str = PROCESS_WORKER_ID
 ) -> int:
@@ -279,15 +436,8 @@ def dispatch_all(
     lease, if any, lapses after ``LEASE_TICKS`` idle ticks and is taken again (next epoch) by
     whichever worker first finds work there.
     """
-    with Session(engine) as session:
-        shop_ids = session.exec(
-            select(Order.shop_id)
-            .where(Order.status == OrderStatus.pending.value, col(Order.trip_id).is_(None))
-            .distinct()
-            .order_by(col(Order.shop_id))
-        ).all()
     committed = 0
-    for shop_id in shop_ids:
+    for shop_id in shops_waiting(engine):
         try:
             with Session(writer(engine), expire_on_commit=False) as session:
                 lease = acquire_lease(session, shop_id, owner_id, now, LEASE_TICKS * tick_s)
@@ -306,7 +456,10 @@ def dispatch_all(
 
 
 async def run_dispatch_loop(
-    engine: Engine, settings: Settings, clock: Callable[[], datetime]
+    engine: Engine,
+    settings: Settings,
+    clock: Callable[[], datetime],
+    group_commit: Callable[[], GroupCommit],
 ) -> None:
     """Tick every ``settings.tick_s`` seconds until cancelled; never stops on an error.
 
@@ -317,7 +470,7 @@ async def run_dispatch_loop(
     horizon_s = max(1, math.ceil(settings.tick_s * float(getattr(clock, "speed", 1.0))))
     while True:
         try:
-            await asyncio.to_thread(dispatch_all, engine, clock(), horizon_s, owner_id=owner_id)
+            await dispatch_tick(engine, group_commit(), clock(), horizon_s, owner_id)
         except Exception:
             logger.exception("dispatch tick failed")
         await asyncio.sleep(settings.tick_s)

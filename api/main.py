@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,7 +17,7 @@ from sqlalchemy import text
 
 from api.config import Settings, get_settings
 from api.db import create_db_engine
-from api.deps import EngineDep
+from api.deps import EngineDep, group_commit_of
 from api.dispatch import run_dispatch_loop
 from api.engine import warm_up
 from api.errors import BodySizeLimit, install_error_handlers
@@ -64,7 +65,8 @@ def create_app(
         warm_up(dispatch=settings.dispatch_enabled)
         loops = []
         if settings.dispatch_enabled:
-            loops.append(asyncio.create_task(run_dispatch_loop(engine, settings, clock)))
+            writer = functools.partial(group_commit_of, _app)
+            loops.append(asyncio.create_task(run_dispatch_loop(engine, settings, clock, writer)))
         if settings.webhook_delivery_enabled:
             loops.append(asyncio.create_task(run_delivery_loop(engine, settings, clock)))
         yield

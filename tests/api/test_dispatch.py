@@ -17,7 +17,8 @@ from sqlmodel import Session
 
 import api.dispatch
 from api.config import Settings
-from api.dispatch import dispatch_all
+from api.db import writer
+from api.dispatch import dispatch_all, lease_and_store, read_decision
 from api.engine import TRAVEL_RULES, ShopPlan, absolute_reason, plan_shop
 from api.main import create_app
 from api.models import Order, Rider, Shop
@@ -458,3 +459,58 @@ def test_engine_rider_serves_excludes_riders_not_serving_the_shop(
     assert [trip.rider_id for trip in serving.trips] == [rider_row.id]
     assert elsewhere.trips == []
     assert elsewhere.reasons[order_row.id]
+
+
+def _store_rechecked(engine: Engine, decision: Any, now: datetime) -> int:
+    with Session(writer(engine), expire_on_commit=False) as session:
+        stored = lease_and_store(session, decision, "w1", now, 3 * TICK_S)
+        session.commit()
+        return stored
+
+
+def test_a_plan_made_outside_the_write_stores_its_trips(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """The loop's path (plan in a read transaction, then lease and store): the trip is stored."""
+    on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    for _ in range(2):
+        decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+        assert decision is not None
+        if decision.plan.trips:
+            break
+        clock.advance(TICK_S)
+    assert _store_rechecked(engine, decision, clock()) == 1
+    assert get_order(client, shop, order)["status"] == "assigned"
+
+
+def test_a_stale_plan_is_dropped_when_an_order_changed_meanwhile(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """An order cancelled, or a rider gone off duty, between the plan and its storing: no trip
+    is stored; the orders that did not change stay pending for the next tick."""
+    rider = on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    for _ in range(2):
+        decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+        assert decision is not None
+        if decision.plan.trips:
+            break
+        clock.advance(TICK_S)
+    assert decision.plan.trips
+    cancelled = client.post(f"/v1/orders/{order['id']}/cancel", headers=shop.headers)
+    assert cancelled.status_code == 200
+    assert _store_rechecked(engine, decision, clock()) == 0
+    assert get_order(client, shop, order)["status"] == "cancelled"
+    assert count_rows(engine, "trips") == 0
+
+    second = post_order(client, shop, external_id="A-1002")
+    clock.advance(TICK_S)
+    decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert decision is not None and decision.plan.trips
+    off = client.post(
+        f"/v1/riders/{rider['id']}/duty", json={"on_duty": False}, headers=shop.headers
+    )
+    assert off.status_code == 200
+    assert _store_rechecked(engine, decision, clock()) == 0
+    assert get_order(client, shop, second)["status"] == "pending"
