@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from api.models import (
@@ -34,17 +35,32 @@ ACTIVE_TRIP_VALUES = tuple(sorted(status.value for status in ACTIVE_TRIP_STATUSE
 def add_event(session: Session, order: Order, kind: str, at: datetime, note: str | None) -> None:
     """Append one event recording ``order``'s current status, and its outbound webhook event
     (``api.outbox.emit``) in the same transaction."""
-    session.add(
-        OrderEvent(
-            order_id=order.id,
-            shop_id=order.shop_id,
-            kind=kind,
-            status=order.status,
-            at=at,
-            note=note,
-        )
-    )
+    insert_event(session, order.id, order.shop_id, kind, order.status, at, note)
     emit_for_kind(session, order, kind, at, note)
+
+
+def insert_event(
+    session: Session,
+    order_id: uuid.UUID,
+    shop_id: uuid.UUID,
+    kind: str,
+    status: str,
+    at: datetime,
+    note: str | None,
+) -> None:
+    """Insert one ``OrderEvent`` row at once (Core: the event is never read back as a row in
+    the transaction that writes it; the order it names must be flushed already)."""
+    session.connection().execute(
+        insert(OrderEvent),
+        {
+            "order_id": order_id,
+            "shop_id": shop_id,
+            "kind": kind,
+            "status": status,
+            "at": at,
+            "note": note,
+        },
+    )
 
 
 def active_trip(session: Session, rider_id: uuid.UUID) -> Trip | None:

@@ -11,8 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
+from sqlalchemy import insert
+from sqlalchemy import select as select_rows  # Core: sqlmodel's select takes no Table
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from api.deps import (
     CurrentShopDep,
@@ -40,10 +42,12 @@ from api.models import (
     OrderPublic,
     OrdersPublic,
     OrderStatus,
+    OutboundEventType,
     Shop,
 )
+from api.outbox import emit, subscriber_ids
 from api.security import generate_pin, hash_pin, verify_pin
-from api.trips import ON_TRIP, add_event, finish_trip_if_done, leave_trip
+from api.trips import ON_TRIP, add_event, finish_trip_if_done, insert_event, leave_trip
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -107,6 +111,32 @@ def new_pin(order_in: OrderCreate) -> tuple[str, str]:
     return pin, hash_pin(pin)
 
 
+def new_order_values(
+    shop: Shop, order_in: OrderCreate, now: datetime, pin_hash: str
+) -> dict[str, Any]:
+    """The columns of a new order of ``shop`` placed ``now`` (its circle checked first)."""
+    check_in_circle(shop, order_in)
+    return {
+        "id": uuid.uuid4(),
+        "shop_id": shop.id,
+        "source": order_in.source,
+        "external_id": order_in.external_id,
+        "dropoff_lat": order_in.dropoff_lat,
+        "dropoff_lon": order_in.dropoff_lon,
+        "address": order_in.address,
+        "size_bags": order_in.size_bags,
+        "status": OrderStatus.pending.value,
+        "placed_at": now,
+        "ready_at": ready_time(order_in, now),
+        "promised_at": now + timedelta(minutes=shop.promise_min),
+        "updated_at": now,
+        "trip_id": None,
+        "eta_at": None,
+        "pin_hash": pin_hash,
+        "dispatch_note": None,
+    }
+
+
 def place_order(
     session: Session,
     shop: Shop,
@@ -116,28 +146,34 @@ def place_order(
     pin: tuple[str, str] | None = None,
 ) -> tuple[Order, str]:
     """Store a new order placed ``now`` and its ``placed`` event (flushed, not committed);
-    the order and its delivery PIN. Also the intake of inbound webhooks (``api.inbound``).
+    the order and its delivery PIN. The intake of inbound webhooks (``api.inbound``), which
+    goes on changing the order as a row; ``POST /v1/orders`` writes with Core instead.
 
     ``pin``: the PIN and its hash (``new_pin``) when made before the write transaction.
     """
-    check_in_circle(shop, order_in)
     shown_pin, pin_hash = pin or new_pin(order_in)
-    order = Order.model_validate(
-        order_in,
-        update={
-            "shop_id": shop.id,
-            "status": OrderStatus.pending.value,
-            "placed_at": now,
-            "ready_at": ready_time(order_in, now),
-            "promised_at": now + timedelta(minutes=shop.promise_min),
-            "updated_at": now,
-            "pin_hash": pin_hash,
-        },
-    )
+    order = Order.model_validate(new_order_values(shop, order_in, now, pin_hash))
     session.add(order)
     session.flush()
     add_event(session, order, "placed", now, None)
     return order, shown_pin
+
+
+# The tables the intake writes with Core.
+ORDERS = SQLModel.metadata.tables[str(Order.__tablename__)]
+IDEMPOTENCY_RECORDS = SQLModel.metadata.tables[str(IdempotencyRecord.__tablename__)]
+
+
+def _insert_order(session: Session, values: dict[str, Any], now: datetime) -> None:
+    """Insert the order ``values`` and its ``placed`` event with Core (no ORM unit of work: the
+    intake is the hottest write), and its outbound ``order.accepted`` when subscribed."""
+    connection = session.connection()
+    connection.execute(insert(ORDERS), values)
+    insert_event(session, values["id"], values["shop_id"], "placed", values["status"], now, None)
+    if subscriber_ids(session, values["shop_id"], OutboundEventType.accepted):
+        order = session.get(Order, values["id"])
+        assert order is not None  # inserted just above
+        emit(session, order, OutboundEventType.accepted, now, None)
 
 
 def _take_order(
@@ -149,12 +185,18 @@ def _take_order(
     now: datetime,
     pin: tuple[str, str],
 ) -> tuple[int, dict[str, Any], bool, str | None]:
-    """``(status, body, replayed, pin)`` of one intake attempt, flushed but not committed;
+    """``(status, body, replayed, pin)`` of one intake attempt, written but not committed;
     ``pin`` is the new order's delivery PIN (``None`` unless the order was created now)."""
+    connection = session.connection()
     if idempotency_key is not None:
-        record = session.exec(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.shop_id == shop.id, IdempotencyRecord.key == idempotency_key
+        record = connection.execute(
+            select_rows(
+                IDEMPOTENCY_RECORDS.c.request_sha256,
+                IDEMPOTENCY_RECORDS.c.response_status,
+                IDEMPOTENCY_RECORDS.c.response_body,
+            ).where(
+                IDEMPOTENCY_RECORDS.c.shop_id == shop.id,
+                IDEMPOTENCY_RECORDS.c.key == idempotency_key,
             )
         ).first()
         if record is not None:
@@ -166,31 +208,36 @@ def _take_order(
                 )
             return record.response_status, json.loads(record.response_body), True, None
 
-    order = session.exec(
-        select(Order).where(
-            Order.shop_id == shop.id,
-            Order.source == order_in.source,
-            Order.external_id == order_in.external_id,
-        )
-    ).first()
-    status_code = 200
-    shown_pin = None
-    if order is None:
-        order, shown_pin = place_order(session, shop, order_in, now, pin=pin)
-        status_code = 201
-    body = OrderPublic.model_validate(order).model_dump(mode="json")
-    if idempotency_key is not None:
-        session.add(
-            IdempotencyRecord(
-                shop_id=shop.id,
-                key=idempotency_key,
-                request_sha256=fingerprint,
-                response_status=status_code,
-                response_body=json.dumps(body),
-                created_at=now,
+    row: Any = (
+        connection.execute(
+            select_rows(ORDERS).where(
+                ORDERS.c.shop_id == shop.id,
+                ORDERS.c.source == order_in.source,
+                ORDERS.c.external_id == order_in.external_id,
             )
         )
-    session.flush()
+        .mappings()
+        .first()
+    )
+    status_code = 200
+    shown_pin = None
+    if row is None:
+        row = new_order_values(shop, order_in, now, pin[1])
+        _insert_order(session, row, now)
+        status_code, shown_pin = 201, pin[0]
+    body = OrderPublic.model_validate(dict(row)).model_dump(mode="json")
+    if idempotency_key is not None:
+        connection.execute(
+            insert(IDEMPOTENCY_RECORDS),
+            {
+                "shop_id": shop.id,
+                "key": idempotency_key,
+                "request_sha256": fingerprint,
+                "response_status": status_code,
+                "response_body": json.dumps(body),
+                "created_at": now,
+            },
+        )
     return status_code, body, False, shown_pin
 
 
