@@ -38,6 +38,9 @@ class QuarterhourPolicy:
     pairs_per_rider: int = 50  # the solver's shortlist: best pairs of each rider ...
     pairs_per_order: int = 2  # ... and of each order
     batch_guess: float = 2.0  # orders a rider carries per round, for the queue estimate
+    # the cost of one second of a rider's own time, before the queue it holds up: a shop's
+    # riders cost by the hour; riders paid by a guarantee cost nothing more while idle
+    rider_own_weight: int = RIDER_WEIGHT
     seed: int = 0
     deterministic_limit: float = 0.5  # CP-SAT work units: the normal, reproducible stop
     time_limit_s: float = 0.4  # hard wall-clock cap; the greedy plan stands in if it hits
@@ -64,7 +67,7 @@ class QuarterhourPolicy:
             handoff_s=snapshot.handoff_s,
             limits=self.limits,
         )
-        rider_weight = _rider_time_price(snapshot, geometry)
+        rider_weight = _rider_time_price(snapshot, geometry, self.rider_own_weight)
         pairs = price_pairs(
             bundles,
             rider_modes=snapshot.rider_modes,
@@ -245,7 +248,7 @@ def _deferral_costs(
     return np.where(serving.any(axis=0), costs, 0).astype(np.int64)
 
 
-def _rider_time_price(snapshot: Snapshot, geometry: _Geometry) -> int:
+def _rider_time_price(snapshot: Snapshot, geometry: _Geometry, own_weight: int) -> int:
     """The cost of one second of rider time: its own weight plus the queue it holds up.
 
     When more orders wait than riders can take in one round, every second a rider spends
@@ -253,7 +256,7 @@ def _rider_time_price(snapshot: Snapshot, geometry: _Geometry) -> int:
     """
     n_riders = max(1, int(geometry.rider_active.sum()))
     queued_per_rider = max(0, snapshot.n_orders - n_riders) / n_riders
-    return RIDER_WEIGHT + round(CLICK_TO_DOOR_WEIGHT * queued_per_rider)
+    return own_weight + round(CLICK_TO_DOOR_WEIGHT * queued_per_rider)
 
 
 def _held_reason(

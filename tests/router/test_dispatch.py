@@ -358,3 +358,18 @@ def test_passing_over_a_late_order_gets_dearer_than_serving_it() -> None:
     costs = [int(_deferral_costs(s, _Geometry(s), 2.0, RIDER_WEIGHT)[0]) for s in (late, later)]
     # a trip's cost of the order grows by (click-to-door + lateness weight) a second at most
     assert costs[1] - costs[0] > (CLICK_TO_DOOR_WEIGHT + LATE_WEIGHT) * 600
+
+
+def test_rider_time_costs_its_own_weight_plus_the_queue_it_holds_up() -> None:
+    """A rider-second costs the policy's own weight, plus the click-to-door of each order
+    queued behind the rider: nothing at all for an idle courier paid by a guarantee."""
+    from router.assign import CLICK_TO_DOOR_WEIGHT
+    from router.dispatch import _Geometry, _rider_time_price
+
+    one = _one_shop_snapshot([(34.6000, 119.2215, NOW_S)], mode=2)
+    five = _one_shop_snapshot([(34.6000 + 0.0002 * i, 119.2215, NOW_S) for i in range(5)], mode=2)
+    assert _rider_time_price(one, _Geometry(one), 0) == 0
+    assert _rider_time_price(one, _Geometry(one), 1) == 1
+    # one rider, five orders: four wait behind it
+    assert _rider_time_price(five, _Geometry(five), 0) == 4 * CLICK_TO_DOOR_WEIGHT
+    assert _rider_time_price(five, _Geometry(five), 1) == 1 + 4 * CLICK_TO_DOOR_WEIGHT
