@@ -49,6 +49,7 @@ from sqlmodel import Session, col, select
 
 from api.db import writer
 from api.errors import AppError, describe_validation_errors
+from api.intake import check_in_circle, ready_time
 from api.models import (
     CANCELLABLE,
     DISPATCH_NOTE_CHARS,
@@ -66,7 +67,7 @@ from api.models import (
     Shop,
     WebhookSecret,
 )
-from api.routes.orders import check_in_circle, place_order, ready_time
+from api.routes.orders import place_order
 from api.trips import add_event, finish_trip_if_done, leave_trip
 
 EVENT_ADAPTER: TypeAdapter[InboundOrderEvent | InboundCancelEvent] = TypeAdapter(InboundEventIn)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
-from sqlalchemy import insert
-from sqlalchemy import select as select_rows  # Core: sqlmodel's select takes no Table
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from api.deps import (
     CurrentShopDep,
@@ -25,11 +21,11 @@ from api.deps import (
     fetch_page,
     get_owned,
 )
-from api.engine import walk_s
 from api.errors import AppError
+from api.group_commit import Batched
+from api.intake import ORDER_INTAKE, new_order_values, new_pin, prepare_intake
 from api.models import (
     CANCELLABLE,
-    IdempotencyRecord,
     Order,
     OrderCancel,
     OrderCreate,
@@ -42,17 +38,13 @@ from api.models import (
     OrderPublic,
     OrdersPublic,
     OrderStatus,
-    OutboundEventType,
     Shop,
 )
-from api.outbox import emit, subscriber_ids
-from api.security import generate_pin, hash_pin, verify_pin
-from api.trips import ON_TRIP, add_event, finish_trip_if_done, insert_event, leave_trip
+from api.security import verify_pin
+from api.trips import ON_TRIP, add_event, finish_trip_if_done, leave_trip
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
-# How far after placing an order its ready time may be.
-MAX_READY_AHEAD = timedelta(days=1)
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
 
 IdempotencyKeyHeader = Annotated[
@@ -66,75 +58,6 @@ IdempotencyKeyHeader = Annotated[
         "the same key with another body gets 422 `idempotency_key_reused`.",
     ),
 ]
-
-
-def request_sha256(order_in: OrderCreate) -> str:
-    """Fingerprint of a request body, insensitive to key order and whitespace.
-
-    The delivery PIN is left out: the fingerprint is stored, and a PIN is stored only hashed.
-    """
-    canonical = json.dumps(
-        order_in.model_dump(mode="json", exclude={"pin"}), sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(f"POST /v1/orders\n{canonical}".encode()).hexdigest()
-
-
-def check_in_circle(shop: Shop, order_in: OrderCreate) -> None:
-    """422 ``outside_service_area`` unless the drop-off is within the shop's walking circle."""
-    walking_s = walk_s(shop.lat, shop.lon, order_in.dropoff_lat, order_in.dropoff_lon)
-    if walking_s > shop.circle_walk_min * 60:
-        raise AppError(
-            422,
-            "outside_service_area",
-            f"the drop-off is a {walking_s / 60:.1f}-minute walk from the shop ({walking_s} s); "
-            f"the shop serves a {shop.circle_walk_min}-minute walk",
-        )
-
-
-def ready_time(order_in: OrderCreate, placed_at: datetime) -> datetime:
-    if order_in.picking_min is not None:
-        return placed_at + timedelta(minutes=order_in.picking_min)
-    if order_in.ready_at is None:
-        return placed_at
-    if order_in.ready_at > placed_at + MAX_READY_AHEAD:
-        raise AppError(
-            422,
-            "ready_at_out_of_range",
-            f"ready_at {order_in.ready_at.isoformat()} is more than a day after now",
-        )
-    return max(order_in.ready_at, placed_at)
-
-
-def new_pin(order_in: OrderCreate) -> tuple[str, str]:
-    """The order's delivery PIN (``pin`` of the body, or a random one) and its stored hash."""
-    pin = order_in.pin or generate_pin()
-    return pin, hash_pin(pin)
-
-
-def new_order_values(
-    shop: Shop, order_in: OrderCreate, now: datetime, pin_hash: str
-) -> dict[str, Any]:
-    """The columns of a new order of ``shop`` placed ``now`` (its circle checked first)."""
-    check_in_circle(shop, order_in)
-    return {
-        "id": uuid.uuid4(),
-        "shop_id": shop.id,
-        "source": order_in.source,
-        "external_id": order_in.external_id,
-        "dropoff_lat": order_in.dropoff_lat,
-        "dropoff_lon": order_in.dropoff_lon,
-        "address": order_in.address,
-        "size_bags": order_in.size_bags,
-        "status": OrderStatus.pending.value,
-        "placed_at": now,
-        "ready_at": ready_time(order_in, now),
-        "promised_at": now + timedelta(minutes=shop.promise_min),
-        "updated_at": now,
-        "trip_id": None,
-        "eta_at": None,
-        "pin_hash": pin_hash,
-        "dispatch_note": None,
-    }
 
 
 def place_order(
@@ -157,88 +80,6 @@ def place_order(
     session.flush()
     add_event(session, order, "placed", now, None)
     return order, shown_pin
-
-
-# The tables the intake writes with Core.
-ORDERS = SQLModel.metadata.tables[str(Order.__tablename__)]
-IDEMPOTENCY_RECORDS = SQLModel.metadata.tables[str(IdempotencyRecord.__tablename__)]
-
-
-def _insert_order(session: Session, values: dict[str, Any], now: datetime) -> None:
-    """Insert the order ``values`` and its ``placed`` event with Core (no ORM unit of work: the
-    intake is the hottest write), and its outbound ``order.accepted`` when subscribed."""
-    connection = session.connection()
-    connection.execute(insert(ORDERS), values)
-    insert_event(session, values["id"], values["shop_id"], "placed", values["status"], now, None)
-    if subscriber_ids(session, values["shop_id"], OutboundEventType.accepted):
-        order = session.get(Order, values["id"])
-        assert order is not None  # inserted just above
-        emit(session, order, OutboundEventType.accepted, now, None)
-
-
-def _take_order(
-    session: Session,
-    shop: Shop,
-    order_in: OrderCreate,
-    idempotency_key: str | None,
-    fingerprint: str,
-    now: datetime,
-    pin: tuple[str, str],
-) -> tuple[int, dict[str, Any], bool, str | None]:
-    """``(status, body, replayed, pin)`` of one intake attempt, written but not committed;
-    ``pin`` is the new order's delivery PIN (``None`` unless the order was created now)."""
-    connection = session.connection()
-    if idempotency_key is not None:
-        record = connection.execute(
-            select_rows(
-                IDEMPOTENCY_RECORDS.c.request_sha256,
-                IDEMPOTENCY_RECORDS.c.response_status,
-                IDEMPOTENCY_RECORDS.c.response_body,
-            ).where(
-                IDEMPOTENCY_RECORDS.c.shop_id == shop.id,
-                IDEMPOTENCY_RECORDS.c.key == idempotency_key,
-            )
-        ).first()
-        if record is not None:
-            if record.request_sha256 != fingerprint:
-                raise AppError(
-                    422,
-                    "idempotency_key_reused",
-                    f"Idempotency-Key {idempotency_key!r} was used before with a different body",
-                )
-            return record.response_status, json.loads(record.response_body), True, None
-
-    row: Any = (
-        connection.execute(
-            select_rows(ORDERS).where(
-                ORDERS.c.shop_id == shop.id,
-                ORDERS.c.source == order_in.source,
-                ORDERS.c.external_id == order_in.external_id,
-            )
-        )
-        .mappings()
-        .first()
-    )
-    status_code = 200
-    shown_pin = None
-    if row is None:
-        row = new_order_values(shop, order_in, now, pin[1])
-        _insert_order(session, row, now)
-        status_code, shown_pin = 201, pin[0]
-    body = OrderPublic.model_validate(dict(row)).model_dump(mode="json")
-    if idempotency_key is not None:
-        connection.execute(
-            insert(IDEMPOTENCY_RECORDS),
-            {
-                "shop_id": shop.id,
-                "key": idempotency_key,
-                "request_sha256": fingerprint,
-                "response_status": status_code,
-                "response_body": json.dumps(body),
-                "created_at": now,
-            },
-        )
-    return status_code, body, False, shown_pin
 
 
 @router.post(
@@ -268,18 +109,16 @@ async def create_order(
     body, or 4 random digits) is stored hashed and returned only in the 201 reply; replays with
     the same ``Idempotency-Key`` and 200 replies show ``pin: null``.
 
-    The write goes through the group writer (``api.group_commit``): concurrent intakes share
-    one transaction and one fsync, each in a savepoint of its own, and each is answered only
-    after that commit. The key lookup, fingerprint and PIN hash happen before, outside it.
+    The write goes through the group writer (``api.group_commit``): the intakes of a batch are
+    written together (``api.intake``, a few multi-row statements in all) in one transaction
+    with one fsync, and each is answered only after that commit. Fingerprint, PIN hash and the
+    order's columns and body are made before, outside it.
     """
-    fingerprint = request_sha256(order_in)
-    pin = new_pin(order_in)
-
-    def take(session: Session) -> tuple[int, dict[str, Any], bool, str | None]:
-        return _take_order(session, shop, order_in, idempotency_key, fingerprint, now, pin)
-
+    request = prepare_intake(shop, order_in, idempotency_key, now)
     try:
-        status_code, body, replayed, pin_shown = await group_commit.run(take)
+        status_code, body, replayed, pin_shown = await group_commit.run(
+            Batched(ORDER_INTAKE, request)
+        )
     except IntegrityError:
         # A concurrent transaction kept committing this order or this key first (the group
         # writer reran the intake, which then reads what it wrote, ``ATTEMPTS`` times).

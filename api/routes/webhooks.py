@@ -6,16 +6,18 @@ The processing rules (deduplication, out-of-order events, what each type does) a
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.deps import GroupCommitDep, NowDep, SettingsDep
+from api.deps import EngineDep, GroupCommitDep, NowDep, SettingsDep
 from api.errors import AppError, describe_validation_errors
 from api.group_commit import GroupCommit
 from api.inbound import (
@@ -28,6 +30,7 @@ from api.inbound import (
 from api.models import (
     SOURCE_PATTERN,
     ErrorPublic,
+    InboundCancelEvent,
     InboundEventAck,
     InboundEventIn,
     InboundOrderData,
@@ -144,9 +147,9 @@ SHOPIFY_BODY = request_body(
 async def _write_processed(
     group_commit: GroupCommit, work: Callable[[Session], InboundEventAck]
 ) -> InboundEventAck:
-    """``work`` (authenticate, then ``process_event``) through the group writer: durable when
-    answered. An event whose order a concurrent transaction kept writing first (the writer
-    reran it ``ATTEMPTS`` times) is 409."""
+    """``work`` (``process_event``, authenticated before or first) through the group writer:
+    durable when answered. An event whose order a concurrent transaction kept writing first
+    (the writer reran it ``ATTEMPTS`` times) is 409."""
     try:
         return await group_commit.run(work)
     except IntegrityError:
@@ -212,6 +215,7 @@ async def receive_shopify_order(
 async def receive_event(
     source: Annotated[str, Path(max_length=32, pattern=SOURCE_PATTERN)],
     body: RawBodyDep,
+    engine: EngineDep,
     group_commit: GroupCommitDep,
     settings: SettingsDep,
     now: NowDep,
@@ -257,11 +261,18 @@ async def receive_event(
     payload = parse_json(body)
     shop_id = payload.get("shop_id") if isinstance(payload, dict) else None
 
+    def read_authentic(engine: Engine) -> tuple[Shop, InboundOrderEvent | InboundCancelEvent]:
+        with Session(engine, expire_on_commit=False) as session:
+            shop = authenticate(
+                session, shop_id, now, lambda keys: matches(signatures, keys, timestamp, body)
+            )
+        return shop, validate_event(payload)
+
+    # Signature and body checked in a read transaction of their own, before the write: the
+    # group writer, which every write of the process waits for, only stores the event.
+    shop, event = await asyncio.to_thread(read_authentic, engine)
+
     def take(session: Session) -> InboundEventAck:
-        shop = authenticate(
-            session, shop_id, now, lambda secrets: matches(signatures, secrets, timestamp, body)
-        )
-        event = validate_event(payload)
         return process_event(session, shop, source, event, now)
 
     return await _write_processed(group_commit, take)

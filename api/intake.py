@@ -1,0 +1,374 @@
+"""Order intake (``POST /v1/orders``): the request prepared outside the write transaction, then
+written for a whole group-commit batch at once (``ORDER_INTAKE``, a ``api.group_commit``
+batch kind).
+
+``prepare_intake`` does every piece of work that needs no database on the event loop, before
+the request joins a batch: the fingerprint, the PIN and its hash, the new order's columns, its
+public body and the JSON of its idempotency record. The circle and ready-time checks run there
+too, but their error is kept and raised only when the request turns out to be new (a replay or
+a known ``(source, external_id)`` is answered as before, whatever its drop-off).
+
+``take_orders`` writes a batch: one query for the idempotency records of all its keys, one for
+the orders of all its ``(source, external_id)`` pairs, one for the shops' subscribers to
+``order.accepted``; then one multi-row INSERT each for the new orders, their ``placed`` events
+and their idempotency records. A request that needs more than that (its order exists already,
+its key or order is repeated within the batch, its shop subscribes to ``order.accepted``) is
+left to ``take_order``, the same intake one request at a time, in a savepoint of its own after
+the batch's inserts (so it sees them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, tuple_
+from sqlmodel import Session, SQLModel
+
+from api.engine import walk_s
+from api.errors import AppError
+from api.group_commit import BatchKind, Outcome
+from api.models import (
+    IdempotencyRecord,
+    Order,
+    OrderCreate,
+    OrderEvent,
+    OrderPublic,
+    OrderStatus,
+    OutboundEventType,
+    Shop,
+    WebhookEndpoint,
+)
+from api.outbox import emit, subscriber_ids
+from api.security import generate_pin, hash_pin
+
+# How far after placing an order its ready time may be.
+MAX_READY_AHEAD = timedelta(days=1)
+
+ORDERS = SQLModel.metadata.tables[str(Order.__tablename__)]
+ORDER_EVENTS = SQLModel.metadata.tables[str(OrderEvent.__tablename__)]
+IDEMPOTENCY_RECORDS = SQLModel.metadata.tables[str(IdempotencyRecord.__tablename__)]
+WEBHOOK_ENDPOINTS = SQLModel.metadata.tables[str(WebhookEndpoint.__tablename__)]
+
+# The statements of the intake, built once (building a Core statement costs more than running
+# it); the lists are expanding parameters.
+RECORDS_OF_KEYS = select(
+    IDEMPOTENCY_RECORDS.c.shop_id,
+    IDEMPOTENCY_RECORDS.c.key,
+    IDEMPOTENCY_RECORDS.c.request_sha256,
+    IDEMPOTENCY_RECORDS.c.response_status,
+    IDEMPOTENCY_RECORDS.c.response_body,
+).where(
+    tuple_(IDEMPOTENCY_RECORDS.c.shop_id, IDEMPOTENCY_RECORDS.c.key).in_(
+        bindparam("shop_keys", expanding=True)
+    )
+)
+ORDERS_OF_KEYS = select(ORDERS.c.shop_id, ORDERS.c.source, ORDERS.c.external_id).where(
+    tuple_(ORDERS.c.shop_id, ORDERS.c.source, ORDERS.c.external_id).in_(
+        bindparam("order_keys", expanding=True)
+    )
+)
+ORDER_OF_KEY = select(ORDERS).where(
+    ORDERS.c.shop_id == bindparam("shop_id"),
+    ORDERS.c.source == bindparam("source"),
+    ORDERS.c.external_id == bindparam("external_id"),
+)
+RECORD_OF_KEY = select(
+    IDEMPOTENCY_RECORDS.c.request_sha256,
+    IDEMPOTENCY_RECORDS.c.response_status,
+    IDEMPOTENCY_RECORDS.c.response_body,
+).where(
+    IDEMPOTENCY_RECORDS.c.shop_id == bindparam("shop_id"),
+    IDEMPOTENCY_RECORDS.c.key == bindparam("key"),
+)
+LIVE_ENDPOINTS_OF_SHOPS = select(
+    WEBHOOK_ENDPOINTS.c.shop_id, WEBHOOK_ENDPOINTS.c.event_types
+).where(
+    WEBHOOK_ENDPOINTS.c.shop_id.in_(bindparam("shop_ids", expanding=True)),
+    WEBHOOK_ENDPOINTS.c.disabled_at.is_(None),
+)
+INSERT_ORDER = insert(ORDERS)
+INSERT_EVENT = insert(ORDER_EVENTS)
+INSERT_RECORD = insert(IDEMPOTENCY_RECORDS)
+
+# What the writer answers for one intake: (HTTP status, public body without the PIN, whether it
+# is an idempotent replay, the PIN to show or None).
+IntakeAnswer = tuple[int, dict[str, Any], bool, str | None]
+
+
+def request_sha256(order_in: OrderCreate) -> str:
+    """Fingerprint of a request body, insensitive to key order and whitespace.
+
+    The delivery PIN is left out: the fingerprint is stored, and a PIN is stored only hashed.
+    """
+    canonical = json.dumps(
+        order_in.model_dump(mode="json", exclude={"pin"}), sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(f"POST /v1/orders\n{canonical}".encode()).hexdigest()
+
+
+def check_in_circle(shop: Shop, order_in: OrderCreate) -> None:
+    """422 ``outside_service_area`` unless the drop-off is within the shop's walking circle."""
+    walking_s = walk_s(shop.lat, shop.lon, order_in.dropoff_lat, order_in.dropoff_lon)
+    if walking_s > shop.circle_walk_min * 60:
+        raise AppError(
+            422,
+            "outside_service_area",
+            f"the drop-off is a {walking_s / 60:.1f}-minute walk from the shop ({walking_s} s); "
+            f"the shop serves a {shop.circle_walk_min}-minute walk",
+        )
+
+
+def ready_time(order_in: OrderCreate, placed_at: datetime) -> datetime:
+    if order_in.picking_min is not None:
+        return placed_at + timedelta(minutes=order_in.picking_min)
+    if order_in.ready_at is None:
+        return placed_at
+    if order_in.ready_at > placed_at + MAX_READY_AHEAD:
+        raise AppError(
+            422,
+            "ready_at_out_of_range",
+            f"ready_at {order_in.ready_at.isoformat()} is more than a day after now",
+        )
+    return max(order_in.ready_at, placed_at)
+
+
+def new_pin(order_in: OrderCreate) -> tuple[str, str]:
+    """The order's delivery PIN (``pin`` of the body, or a random one) and its stored hash."""
+    pin = order_in.pin or generate_pin()
+    return pin, hash_pin(pin)
+
+
+def new_order_values(
+    shop: Shop, order_in: OrderCreate, now: datetime, pin_hash: str
+) -> dict[str, Any]:
+    """The columns of a new order of ``shop`` placed ``now`` (its circle checked first)."""
+    check_in_circle(shop, order_in)
+    return {
+        "id": uuid.uuid4(),
+        "shop_id": shop.id,
+        "source": order_in.source,
+        "external_id": order_in.external_id,
+        "dropoff_lat": order_in.dropoff_lat,
+        "dropoff_lon": order_in.dropoff_lon,
+        "address": order_in.address,
+        "size_bags": order_in.size_bags,
+        "status": OrderStatus.pending.value,
+        "placed_at": now,
+        "ready_at": ready_time(order_in, now),
+        "promised_at": now + timedelta(minutes=shop.promise_min),
+        "updated_at": now,
+        "trip_id": None,
+        "eta_at": None,
+        "pin_hash": pin_hash,
+        "dispatch_note": None,
+    }
+
+
+def public_body(row: Any) -> dict[str, Any]:
+    """The JSON body of an order (``OrderPublic``) from its columns."""
+    return OrderPublic.model_validate(dict(row)).model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class IntakeRequest:
+    """One ``POST /v1/orders``, prepared for the writer (``prepare_intake``)."""
+
+    shop_id: uuid.UUID
+    idempotency_key: str | None
+    fingerprint: str
+    source: str
+    external_id: str
+    now: datetime
+    # The new order: its columns, public body and that body as JSON; or why it cannot be.
+    values: dict[str, Any] | None
+    body: dict[str, Any] | None
+    body_json: str | None
+    error: AppError | None
+    pin: str
+
+    @property
+    def order_key(self) -> tuple[uuid.UUID, str, str]:
+        return (self.shop_id, self.source, self.external_id)
+
+
+def prepare_intake(
+    shop: Shop, order_in: OrderCreate, idempotency_key: str | None, now: datetime
+) -> IntakeRequest:
+    """Everything of an intake that needs no database (see the module docstring)."""
+    pin, pin_hash = new_pin(order_in)
+    values = body = body_json = error = None
+    try:
+        values = new_order_values(shop, order_in, now, pin_hash)
+    except AppError as invalid:
+        error = invalid
+    else:
+        body = public_body(values)
+        body_json = json.dumps(body)
+    return IntakeRequest(
+        shop_id=shop.id,
+        idempotency_key=idempotency_key,
+        fingerprint=request_sha256(order_in),
+        source=order_in.source,
+        external_id=order_in.external_id,
+        now=now,
+        values=values,
+        body=body,
+        body_json=body_json,
+        error=error,
+        pin=pin,
+    )
+
+
+def _replay(request: IntakeRequest, record: Any) -> IntakeAnswer:
+    """The stored answer of ``request``'s key; 422 when the key came with another body."""
+    if record.request_sha256 != request.fingerprint:
+        raise AppError(
+            422,
+            "idempotency_key_reused",
+            f"Idempotency-Key {request.idempotency_key!r} was used before with a different body",
+        )
+    return record.response_status, json.loads(record.response_body), True, None
+
+
+def _record_values(request: IntakeRequest, status_code: int, body_json: str) -> dict[str, Any]:
+    return {
+        "shop_id": request.shop_id,
+        "key": request.idempotency_key,
+        "request_sha256": request.fingerprint,
+        "response_status": status_code,
+        "response_body": body_json,
+        "created_at": request.now,
+    }
+
+
+def _event_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "order_id": values["id"],
+        "shop_id": values["shop_id"],
+        "kind": "placed",
+        "status": values["status"],
+        "at": values["placed_at"],
+        "note": None,
+    }
+
+
+def take_order(session: Session, request: IntakeRequest) -> IntakeAnswer:
+    """One intake, written but not committed: the replay of its key, the known order of its
+    ``(source, external_id)`` (200), or the new order with its event, its ``order.accepted``
+    outbox rows and its idempotency record (201)."""
+    connection = session.connection()
+    if request.idempotency_key is not None:
+        record = connection.execute(
+            RECORD_OF_KEY, {"shop_id": request.shop_id, "key": request.idempotency_key}
+        ).first()
+        if record is not None:
+            return _replay(request, record)
+    row = (
+        connection.execute(
+            ORDER_OF_KEY,
+            {
+                "shop_id": request.shop_id,
+                "source": request.source,
+                "external_id": request.external_id,
+            },
+        )
+        .mappings()
+        .first()
+    )
+    if row is not None:
+        status_code, body, shown_pin = 200, public_body(row), None
+        body_json = json.dumps(body)
+    else:
+        if request.error is not None:
+            raise request.error
+        assert request.values is not None and request.body is not None and request.body_json
+        connection.execute(INSERT_ORDER, request.values)
+        connection.execute(INSERT_EVENT, _event_values(request.values))
+        if subscriber_ids(session, request.shop_id, OutboundEventType.accepted):
+            order = session.get(Order, request.values["id"])
+            assert order is not None  # inserted just above
+            emit(session, order, OutboundEventType.accepted, request.now, None)
+        status_code, body, body_json, shown_pin = 201, request.body, request.body_json, request.pin
+    if request.idempotency_key is not None:
+        connection.execute(INSERT_RECORD, _record_values(request, status_code, body_json))
+    return status_code, body, False, shown_pin
+
+
+def _accepted_subscribers(session: Session, shop_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """The shops among ``shop_ids`` with a live endpoint subscribed to ``order.accepted``."""
+    rows = session.connection().execute(LIVE_ENDPOINTS_OF_SHOPS, {"shop_ids": list(shop_ids)})
+    accepted = OutboundEventType.accepted.value
+    return {shop_id for shop_id, types in rows if accepted in types.split()}
+
+
+def take_orders(session: Session, requests: Sequence[IntakeRequest]) -> list[Outcome | None]:
+    """The intakes of one batch, written but not committed: each one's outcome, or ``None``
+    for the ones left to ``take_order`` (see the module docstring). Writes nothing for a
+    request whose outcome is an error."""
+    connection = session.connection()
+    shop_keys = [
+        (request.shop_id, request.idempotency_key)
+        for request in requests
+        if request.idempotency_key is not None
+    ]
+    records: dict[tuple[uuid.UUID, str], Any] = {}
+    if shop_keys:
+        for row in connection.execute(RECORDS_OF_KEYS, {"shop_keys": shop_keys}):
+            records[(row.shop_id, row.key)] = row
+    order_keys = [request.order_key for request in requests]
+    known_orders = {
+        (row.shop_id, row.source, row.external_id)
+        for row in connection.execute(ORDERS_OF_KEYS, {"order_keys": order_keys})
+    }
+    subscribed = _accepted_subscribers(session, {request.shop_id for request in requests})
+
+    outcomes: list[Outcome | None] = []
+    new: list[IntakeRequest] = []
+    seen_keys: set[tuple[uuid.UUID, str]] = set()
+    seen_orders: set[tuple[uuid.UUID, str, str]] = set()
+    for request in requests:
+        shop_key = None
+        if request.idempotency_key is not None:
+            shop_key = (request.shop_id, request.idempotency_key)
+        repeated = shop_key in seen_keys or request.order_key in seen_orders
+        if shop_key is not None:
+            seen_keys.add(shop_key)
+        seen_orders.add(request.order_key)
+        record = records.get(shop_key) if shop_key is not None else None
+        if repeated:
+            outcomes.append(None)  # after the inserts, it sees what the first one wrote
+        elif record is not None:
+            try:
+                outcomes.append(Outcome(value=_replay(request, record)))
+            except AppError as reused:
+                outcomes.append(Outcome(error=reused))
+        elif request.order_key in known_orders or request.shop_id in subscribed:
+            outcomes.append(None)
+        elif request.error is not None:
+            outcomes.append(Outcome(error=request.error))
+        else:
+            assert request.values is not None and request.body is not None
+            new.append(request)
+            outcomes.append(Outcome(value=(201, request.body, False, request.pin)))
+    if new:
+        connection.execute(INSERT_ORDER, [request.values or {} for request in new])
+        connection.execute(INSERT_EVENT, [_event_values(request.values or {}) for request in new])
+        with_keys = [request for request in new if request.idempotency_key is not None]
+        if with_keys:
+            connection.execute(
+                INSERT_RECORD,
+                [_record_values(request, 201, request.body_json or "") for request in with_keys],
+            )
+    return outcomes
+
+
+# The batch kind of the group writer that ``POST /v1/orders`` writes through.
+ORDER_INTAKE: BatchKind[IntakeRequest, IntakeAnswer] = BatchKind(
+    "order intake", many=take_orders, one=take_order
+)
