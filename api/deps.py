@@ -94,24 +94,6 @@ async def take_write_turn(request: Request) -> AsyncIterator[None]:
         yield
 
 
-ReadT = TypeVar("ReadT")
-
-
-async def run_read(engine: Engine, read: Callable[[Session], ReadT]) -> ReadT:
-    """``read(session)`` in a read transaction of its own: on SQLite right on the event loop (a
-    read by key takes some 100 us and in WAL mode never waits for the writer, while a hop to the
-    thread pool and back costs more and makes one more thread wait for the GIL), elsewhere in a
-    worker thread (a database over the network). ``read`` must return plain data."""
-
-    def run() -> ReadT:
-        with Session(engine, expire_on_commit=False) as session:
-            return read(session)
-
-    if is_sqlite(engine):
-        return run()
-    return await asyncio.to_thread(run)
-
-
 def get_session(
     request: Request, _turn: Annotated[None, Depends(take_write_turn)]
 ) -> Iterator[Session]:

@@ -15,13 +15,11 @@ from sqlmodel import Session, col, select
 from api.deps import (
     CurrentShopDep,
     CurrentShopReadDep,
-    EngineDep,
     GroupCommitDep,
     NowDep,
     SessionDep,
     fetch_page,
     get_owned,
-    run_read,
 )
 from api.errors import AppError
 from api.group_commit import Batched
@@ -162,13 +160,8 @@ def list_orders(
 
 
 @router.get("/{order_id}")
-async def read_order(
-    order_id: uuid.UUID, engine: EngineDep, shop: CurrentShopReadDep
-) -> OrderPublic:
-    def read(session: Session) -> OrderPublic:
-        return OrderPublic.model_validate(get_owned(session, Order, shop, order_id, "order"))
-
-    return await run_read(engine, read)
+def read_order(order_id: uuid.UUID, session: SessionDep, shop: CurrentShopReadDep) -> OrderPublic:
+    return OrderPublic.model_validate(get_owned(session, Order, shop, order_id, "order"))
 
 
 # The state changes below are written through the group writer (``api.group_commit``), like the

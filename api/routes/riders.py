@@ -19,12 +19,10 @@ from api.deps import (
     AdminDep,
     CurrentShopDep,
     CurrentShopReadDep,
-    EngineDep,
     GroupCommitDep,
     NowDep,
     SessionDep,
     fetch_page,
-    run_read,
 )
 from api.errors import AppError, not_found
 from api.models import (
@@ -179,23 +177,19 @@ async def report_location(
         }
     },
 )
-async def read_rider_trip(
-    rider_id: uuid.UUID, engine: EngineDep, shop: CurrentShopReadDep
+def read_rider_trip(
+    rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopReadDep
 ) -> TripPublic:
     """The rider's committed trip: the shop, the stops in delivery sequence, their ETAs.
 
     404 ``no_trip`` when the rider has no committed or picked-up trip for the calling shop (a
     shared rider's trip for another shop is that shop's data).
     """
-
-    def read(session: Session) -> TripPublic:
-        rider = get_served_rider(session, shop, rider_id)
-        trip = active_trip(session, rider.id)
-        if trip is None or trip.shop_id != shop.id:
-            raise AppError(404, "no_trip", "the rider has no committed trip")
-        return trip_public(session, trip)
-
-    return await run_read(engine, read)
+    rider = get_served_rider(session, shop, rider_id)
+    trip = active_trip(session, rider.id)
+    if trip is None or trip.shop_id != shop.id:
+        raise AppError(404, "no_trip", "the rider has no committed trip")
+    return trip_public(session, trip)
 
 
 def rider_shops_public(session: Session, rider: Rider) -> RiderShopsPublic:
