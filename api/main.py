@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -42,11 +41,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 health_router = APIRouter(tags=["health"])
 
-# How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms). The
-# group writer's thread gives the GIL up at every SQLite call and waits for it back; while the
-# event loop is busy it got it back only every 5 ms, so a write of ten statements took 50 ms.
-GIL_SWITCH_INTERVAL_S = 0.0005
-
 
 @health_router.get("/healthz")
 def healthz(engine: EngineDep) -> dict[str, str]:
@@ -67,7 +61,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         upgrade(engine)  # Alembic migrations to head
         warm_up(dispatch=settings.dispatch_enabled)
         loops = []
