@@ -468,18 +468,26 @@ def _store_rechecked(engine: Engine, decision: Any, now: datetime) -> int:
         return stored
 
 
+def _plan_with_trips(
+    engine: Engine, shop: ShopHandle, clock: FakeClock
+) -> api.dispatch.ShopDecision | None:
+    """The loop's read-only plan of the shop, a tick later if the first has no trip yet."""
+    for _ in range(2):
+        decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+        assert decision is not None
+        if decision.plan.trips:
+            return decision
+        clock.advance(TICK_S)
+    return decision
+
+
 def test_a_plan_made_outside_the_write_stores_its_trips(
     client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
 ) -> None:
     """The loop's path (plan in a read transaction, then lease and store): the trip is stored."""
     on_duty_rider(client, shop)
     order = post_order(client, shop)
-    for _ in range(2):
-        decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
-        assert decision is not None
-        if decision.plan.trips:
-            break
-        clock.advance(TICK_S)
+    decision = _plan_with_trips(engine, shop, clock)
     assert _store_rechecked(engine, decision, clock()) == 1
     assert get_order(client, shop, order)["status"] == "assigned"
 
@@ -491,12 +499,7 @@ def test_a_stale_plan_is_dropped_when_an_order_changed_meanwhile(
     is stored; the orders that did not change stay pending for the next tick."""
     rider = on_duty_rider(client, shop)
     order = post_order(client, shop)
-    for _ in range(2):
-        decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
-        assert decision is not None
-        if decision.plan.trips:
-            break
-        clock.advance(TICK_S)
+    decision = _plan_with_trips(engine, shop, clock)
     assert decision.plan.trips
     cancelled = client.post(f"/v1/orders/{order['id']}/cancel", headers=shop.headers)
     assert cancelled.status_code == 200
