@@ -9,9 +9,9 @@ too, but their error is kept and raised only when the request turns out to be ne
 a known ``(source, external_id)`` is answered as before, whatever its drop-off).
 
 ``take_orders`` writes a batch: one query for the idempotency records of all its keys, one for
-the orders of all its ``(source, external_id)`` pairs, one for the shops' subscribers to
-``order.accepted``; then one multi-row INSERT each for the new orders, their ``placed`` events
-and their idempotency records. A request that needs more than that (its order exists already,
+the orders of all its ``(source, external_id)`` pairs (each an OR of index equalities), one
+for the shops' subscribers to ``order.accepted``; then one multi-row INSERT each for the new
+orders, their ``placed`` events and their idempotency records. A request that needs more than that (its order exists already,
 its key or order is repeated within the batch, its shop subscribes to ``order.accepted``) is
 left to ``take_order``, the same intake one request at a time, in a savepoint of its own after
 the batch's inserts (so it sees them).
@@ -19,6 +19,7 @@ the batch's inserts (so it sees them).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, tuple_
+from sqlalchemy import Select, and_, bindparam, insert, or_, select
 from sqlmodel import Session, SQLModel
 
 from api.engine import walk_s
@@ -55,24 +56,9 @@ ORDER_EVENTS = SQLModel.metadata.tables[str(OrderEvent.__tablename__)]
 IDEMPOTENCY_RECORDS = SQLModel.metadata.tables[str(IdempotencyRecord.__tablename__)]
 WEBHOOK_ENDPOINTS = SQLModel.metadata.tables[str(WebhookEndpoint.__tablename__)]
 
+
 # The statements of the intake, built once (building a Core statement costs more than running
-# it); the lists are expanding parameters.
-RECORDS_OF_KEYS = select(
-    IDEMPOTENCY_RECORDS.c.shop_id,
-    IDEMPOTENCY_RECORDS.c.key,
-    IDEMPOTENCY_RECORDS.c.request_sha256,
-    IDEMPOTENCY_RECORDS.c.response_status,
-    IDEMPOTENCY_RECORDS.c.response_body,
-).where(
-    tuple_(IDEMPOTENCY_RECORDS.c.shop_id, IDEMPOTENCY_RECORDS.c.key).in_(
-        bindparam("shop_keys", expanding=True)
-    )
-)
-ORDERS_OF_KEYS = select(ORDERS.c.shop_id, ORDERS.c.source, ORDERS.c.external_id).where(
-    tuple_(ORDERS.c.shop_id, ORDERS.c.source, ORDERS.c.external_id).in_(
-        bindparam("order_keys", expanding=True)
-    )
-)
+# it).
 ORDER_OF_KEY = select(ORDERS).where(
     ORDERS.c.shop_id == bindparam("shop_id"),
     ORDERS.c.source == bindparam("source"),
@@ -95,6 +81,61 @@ LIVE_ENDPOINTS_OF_SHOPS = select(
 INSERT_ORDER = insert(ORDERS)
 INSERT_EVENT = insert(ORDER_EVENTS)
 INSERT_RECORD = insert(IDEMPOTENCY_RECORDS)
+
+
+# The lookups of a batch: ORs of one index equality per item, built once per number of items.
+# SQLite (3.40) answers a row-value ``IN`` list (``(shop_id, key) IN (VALUES ...)``, what the
+# intake used before) by scanning the whole table: about 3 ms a batch at 5,000 rows, growing
+# with them. An OR of equalities is one index search per item (about 0.05 ms for 16).
+@functools.lru_cache(maxsize=128)
+def records_of_keys(n_keys: int) -> Select[Any]:
+    """The idempotency records of ``n_keys`` (shop, key) pairs, bound as ``shop_id_<i>`` and
+    ``key_<i>`` (``key_params``)."""
+    return select(
+        IDEMPOTENCY_RECORDS.c.shop_id,
+        IDEMPOTENCY_RECORDS.c.key,
+        IDEMPOTENCY_RECORDS.c.request_sha256,
+        IDEMPOTENCY_RECORDS.c.response_status,
+        IDEMPOTENCY_RECORDS.c.response_body,
+    ).where(
+        or_(
+            *(
+                and_(
+                    IDEMPOTENCY_RECORDS.c.shop_id == bindparam(f"shop_id_{i}"),
+                    IDEMPOTENCY_RECORDS.c.key == bindparam(f"key_{i}"),
+                )
+                for i in range(n_keys)
+            )
+        )
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def orders_of_keys(n_keys: int) -> Select[Any]:
+    """The ``(shop_id, source, external_id)`` of the orders among ``n_keys`` such triples, bound
+    as ``shop_id_<i>``, ``source_<i>`` and ``external_id_<i>`` (``key_params``)."""
+    return select(ORDERS.c.shop_id, ORDERS.c.source, ORDERS.c.external_id).where(
+        or_(
+            *(
+                and_(
+                    ORDERS.c.shop_id == bindparam(f"shop_id_{i}"),
+                    ORDERS.c.source == bindparam(f"source_{i}"),
+                    ORDERS.c.external_id == bindparam(f"external_id_{i}"),
+                )
+                for i in range(n_keys)
+            )
+        )
+    )
+
+
+def key_params(names: tuple[str, ...], keys: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+    """The parameters of ``records_of_keys`` or ``orders_of_keys`` for ``keys``."""
+    return {
+        f"{name}_{i}": value
+        for i, key in enumerate(keys)
+        for name, value in zip(names, key, strict=True)
+    }
+
 
 # What the writer answers for one intake: (HTTP status, public body without the PIN, whether it
 # is an idempotent replay, the PIN to show or None).
@@ -319,12 +360,16 @@ def take_orders(session: Session, requests: Sequence[IntakeRequest]) -> list[Out
     ]
     records: dict[tuple[uuid.UUID, str], Any] = {}
     if shop_keys:
-        for row in connection.execute(RECORDS_OF_KEYS, {"shop_keys": shop_keys}):
+        statement = records_of_keys(len(shop_keys))
+        for row in connection.execute(statement, key_params(("shop_id", "key"), shop_keys)):
             records[(row.shop_id, row.key)] = row
     order_keys = [request.order_key for request in requests]
     known_orders = {
         (row.shop_id, row.source, row.external_id)
-        for row in connection.execute(ORDERS_OF_KEYS, {"order_keys": order_keys})
+        for row in connection.execute(
+            orders_of_keys(len(order_keys)),
+            key_params(("shop_id", "source", "external_id"), order_keys),
+        )
     }
     subscribed = _accepted_subscribers(session, {request.shop_id for request in requests})
 

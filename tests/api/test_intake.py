@@ -6,15 +6,25 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, create_engine
 
+from api.db import create_db_engine
 from api.errors import AppError
 from api.group_commit import Batched, BatchKind, Outcome, write_batch
-from api.intake import ORDER_INTAKE, IntakeRequest, prepare_intake
+from api.intake import (
+    ORDER_INTAKE,
+    IntakeRequest,
+    key_params,
+    orders_of_keys,
+    prepare_intake,
+    records_of_keys,
+)
+from api.migrations import upgrade
 from api.models import OrderCreate, Shop
 from tests.api.factories import (
     OUTSIDE_LAT,
@@ -165,3 +175,28 @@ def test_prepared_intake_keeps_the_circle_error_for_new_orders_only(
     assert near.error is None and near.body is not None and near.values is not None
     assert json.loads(near.body_json or "") == near.body
     assert near.body["id"] == str(near.values["id"]) and near.body["status"] == "pending"
+
+
+def test_batch_lookups_search_an_index_on_sqlite(tmp_path: Path) -> None:
+    """The batch's lookups of idempotency records and known orders search their unique index on
+    SQLite, whatever the batch size: no plan scans the table (a row-value IN list did)."""
+    engine = create_db_engine(f"sqlite:///{tmp_path}/plans.db")
+    upgrade(engine)
+    shop_id = uuid.uuid4().hex  # as SQLite stores it: the plan does not depend on the values
+    with engine.connect() as connection:
+        for n_keys in (1, 2, 32):
+            for statement, params in (
+                (records_of_keys(n_keys), ("shop_id", "key")),
+                (orders_of_keys(n_keys), ("shop_id", "source", "external_id")),
+            ):
+                keys = [(shop_id, *(f"{name}-{i}" for name in params[1:])) for i in range(n_keys)]
+                compiled = statement.compile(dialect=engine.dialect)
+                values = compiled.construct_params(key_params(params, keys))
+                parameters = [values[name] for name in compiled.positiontup or ()]
+                plan = connection.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {compiled}", tuple(parameters)
+                ).all()
+                details = [row[-1] for row in plan]
+                assert details and all(not detail.startswith("SCAN") for detail in details)
+                assert any("USING" in detail and "INDEX" in detail for detail in details)
+    engine.dispose()
