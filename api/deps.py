@@ -10,6 +10,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.base import SecurityBase
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, func, select
 
@@ -105,10 +106,15 @@ def get_session(
         yield session
 
 
-async def get_now(request: Request) -> datetime:
+def now_of(request: Request) -> datetime:
     """The service's clock (timezone-aware UTC); tests may replace ``app.state.clock``."""
     clock: Callable[[], datetime] = request.app.state.clock
     return clock().astimezone(UTC)
+
+
+async def get_now(request: Request) -> datetime:
+    """The service's clock (``now_of``)."""
+    return now_of(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
@@ -138,19 +144,36 @@ def get_current_shop(session: SessionDep, credentials: CredentialsDep) -> Shop:
     return shop_of_key(session, credentials)
 
 
-async def get_current_shop_read(engine: EngineDep, credentials: CredentialsDep) -> Shop:
-    """``get_current_shop`` without a write session: from the key cache (``api.key_cache``), or
-    on a miss in a short read transaction of its own, ended before the route runs (for routes
-    that write through ``GroupCommit``: a request waiting for its batch holds no connection).
-    The shop comes detached, its columns loaded, shared: never add it to a session."""
-    if credentials is None:
-        raise _unauthorized("missing Authorization: Bearer <shop API key>")
-    key_sha256 = hash_api_key(credentials.credentials)
-    shop = cached_shop(key_sha256)
-    if shop is None:
-        shop = await asyncio.to_thread(_read_shop_of_key, engine, credentials)
-        remember_shop(key_sha256, shop)
-    return shop
+class ShopOfKey(SecurityBase):
+    """``get_current_shop`` without a write session (``CurrentShopReadDep``): from the key cache
+    (``api.key_cache``), or on a miss in a short read transaction of its own, ended before the
+    route runs (for routes that write through ``GroupCommit``: a request waiting for its batch
+    holds no connection). The shop comes detached, its columns loaded, shared: never add it to
+    a session.
+
+    A security scheme of its own, documented as ``bearer`` is (the same OpenAPI security), so
+    that it is one dependency that reads the header itself: FastAPI solves each dependency
+    anew per request, and this one used to be three (itself, ``bearer`` and ``get_engine``).
+    """
+
+    def __init__(self) -> None:
+        self.model = bearer.model
+        self.scheme_name = bearer.scheme_name
+
+    async def __call__(self, request: Request) -> Shop:
+        credentials = await bearer(request)
+        if credentials is None:
+            raise _unauthorized("missing Authorization: Bearer <shop API key>")
+        key_sha256 = hash_api_key(credentials.credentials)
+        shop = cached_shop(key_sha256)
+        if shop is None:
+            engine = engine_of(request)
+            shop = await asyncio.to_thread(_read_shop_of_key, engine, credentials)
+            remember_shop(key_sha256, shop)
+        return shop
+
+
+get_current_shop_read = ShopOfKey()
 
 
 def _read_shop_of_key(engine: Engine, credentials: HTTPAuthorizationCredentials) -> Shop:

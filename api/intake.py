@@ -11,10 +11,10 @@ a known ``(source, external_id)`` is answered as before, whatever its drop-off).
 ``take_orders`` writes a batch: one query for the idempotency records of all its keys, one for
 the orders of all its ``(source, external_id)`` pairs (each an OR of index equalities), one
 for the shops' subscribers to ``order.accepted``; then one multi-row INSERT each for the new
-orders, their ``placed`` events and their idempotency records. A request that needs more than that (its order exists already,
-its key or order is repeated within the batch, its shop subscribes to ``order.accepted``) is
-left to ``take_order``, the same intake one request at a time, in a savepoint of its own after
-the batch's inserts (so it sees them).
+orders, their ``placed`` events and their idempotency records. A request that needs more than
+that (its order exists already, its key or order is repeated within the batch, its shop
+subscribes to ``order.accepted``) is left to ``take_order``, the same intake one request at a
+time, in a savepoint of its own after the batch's inserts (so it sees them).
 """
 
 from __future__ import annotations
