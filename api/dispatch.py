@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import ColumnElement, Engine, exists
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -183,6 +183,20 @@ def _busy_riders(session: Session, rider_ids: list[uuid.UUID]) -> dict[uuid.UUID
     return busy
 
 
+def _has_free_rider(session: Session, serving: ColumnElement[bool]) -> bool:
+    """Whether an on-duty rider among ``serving`` has no active trip (``_busy_riders``'s sense:
+    a trip with its stops). One query: a shop whose riders are all out (the common case under
+    load) is skipped without loading its orders, riders, shifts and trips each tick."""
+    active_trip = (
+        select(Trip.id)
+        .join(TripStop, col(TripStop.trip_id) == col(Trip.id))
+        .join(Order, col(Order.id) == col(TripStop.order_id))
+        .where(col(Trip.rider_id) == col(Rider.id), col(Trip.status).in_(ACTIVE_TRIP_VALUES))
+    )
+    free = select(Rider.id).where(serving, col(Rider.on_duty).is_(True), ~exists(active_trip))
+    return session.exec(free.limit(1)).first() is not None
+
+
 @dataclass(frozen=True)
 class ShopDecision:
     """One shop's plan and the state of the rows it was made from: each pending order's
@@ -214,6 +228,8 @@ def decide_shop(
     capacities_bags = session.exec(
         select(Rider.capacity_bags).where(serving, col(Rider.on_duty).is_(True))
     ).all()
+    if capacities_bags and not when_all_busy and not _has_free_rider(session, serving):
+        return None  # the same answer as below, before loading the snapshot
     query = (
         select(Order)
         .where(

@@ -517,3 +517,19 @@ def test_a_stale_plan_is_dropped_when_an_order_changed_meanwhile(
     assert off.status_code == 200
     assert _store_rechecked(engine, decision, clock()) == 0
     assert get_order(client, shop, second)["status"] == "pending"
+
+
+def test_the_loop_skips_a_shop_whose_riders_are_all_on_a_trip(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """The loop's plan is ``None`` while every on-duty rider of the shop has an active trip,
+    and the shop is planned again as soon as one rider is free."""
+    on_duty_rider(client, shop)
+    post_order(client, shop)
+    assert _store_rechecked(engine, _plan_with_trips(engine, shop, clock), clock()) == 1
+    waiting = post_order(client, shop, external_id="A-1002")
+    clock.advance(TICK_S)
+    assert read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S) is None
+    on_duty_rider(client, shop, name="Zhang Min")
+    decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert decision is not None and uuid.UUID(waiting["id"]) in decision.order_updated_ats
