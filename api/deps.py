@@ -18,7 +18,7 @@ from api.config import Settings
 from api.db import is_sqlite, writer
 from api.errors import AppError, not_found
 from api.group_commit import GroupCommit
-from api.key_cache import cached_shop, remember_shop
+from api.key_cache import cached_shop, read_shop, remember_shop
 from api.models import ApiKey, Shop
 from api.security import hash_api_key, tokens_equal
 
@@ -148,8 +148,8 @@ class ShopOfKey(SecurityBase):
     """``get_current_shop`` without a write session (``CurrentShopReadDep``): from the key cache
     (``api.key_cache``), or on a miss in a short read transaction of its own, ended before the
     route runs (for routes that write through ``GroupCommit``: a request waiting for its batch
-    holds no connection). The shop comes detached, its columns loaded, shared: never add it to
-    a session.
+    holds no connection; ``api.key_cache.read_shop``). The shop is built from its row, in no
+    session, and shared: never add it to a session.
 
     A security scheme of its own, documented as ``bearer`` is (the same OpenAPI security), so
     that it is one dependency that reads the header itself: FastAPI solves each dependency
@@ -167,18 +167,14 @@ class ShopOfKey(SecurityBase):
         key_sha256 = hash_api_key(credentials.credentials)
         shop = cached_shop(key_sha256)
         if shop is None:
-            engine = engine_of(request)
-            shop = await asyncio.to_thread(_read_shop_of_key, engine, credentials)
+            shop = await asyncio.to_thread(read_shop, engine_of(request), key_sha256)
+            if shop is None:
+                raise _unauthorized("invalid or revoked API key")
             remember_shop(key_sha256, shop)
         return shop
 
 
 get_current_shop_read = ShopOfKey()
-
-
-def _read_shop_of_key(engine: Engine, credentials: HTTPAuthorizationCredentials) -> Shop:
-    with Session(engine, expire_on_commit=False) as session:
-        return shop_of_key(session, credentials)
 
 
 def shop_of_key(session: Session, credentials: HTTPAuthorizationCredentials | None) -> Shop:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, bindparam, event, select
 from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
 
 from api.models import ApiKey, Shop
 
@@ -24,6 +25,24 @@ TTL_S = 2.0
 _AUTH_CHANGED = "quarterhour_auth_changed"
 
 _shops_by_key_sha256: dict[str, tuple[float, Shop]] = {}
+
+SHOPS = SQLModel.metadata.tables[str(Shop.__tablename__)]
+API_KEYS = SQLModel.metadata.tables[str(ApiKey.__tablename__)]
+SHOP_OF_LIVE_KEY = (
+    select(SHOPS)
+    .join(API_KEYS, API_KEYS.c.shop_id == SHOPS.c.id)
+    .where(API_KEYS.c.key_sha256 == bindparam("key_sha256"), API_KEYS.c.revoked_at.is_(None))
+)
+
+
+def read_shop(engine: Engine, key_sha256: str) -> Shop | None:
+    """The shop of a live key, read in a short transaction of its own, or ``None``: what a miss
+    of the cache reads. One Core statement, about a quarter of the CPU of an ORM session's two
+    reads (a miss per shop every ``TTL_S`` under load); the shop is built from the row, never
+    attached to a session."""
+    with engine.connect() as connection:
+        row = connection.execute(SHOP_OF_LIVE_KEY, {"key_sha256": key_sha256}).mappings().first()
+    return None if row is None else Shop.model_validate(dict(row))
 
 
 def cached_shop(key_sha256: str) -> Shop | None:

@@ -17,6 +17,7 @@ from tests.api.factories import (
     ShopHandle,
     assert_error,
     count_rows,
+    order_body,
     shop_body,
 )
 
@@ -123,6 +124,24 @@ def test_revoked_key_gets_401(client: TestClient, shop: ShopHandle) -> None:
     assert client.get(f"/v1/shops/{shop.id}", headers=second_headers).status_code == 200
     again = client.delete(f"/v1/shops/{shop.id}/keys/{first_id}", headers=second_headers)
     assert (again.status_code, again.json()) == (200, revoked)
+
+
+def test_a_revoked_key_gets_401_at_once_on_the_cached_routes(
+    client: TestClient, shop: ShopHandle
+) -> None:
+    """The routes that authenticate from the key cache (``POST /v1/orders``) answer a key that
+    was just used with 401 right after its revocation, and an unknown key with 401."""
+    second = client.post(f"/v1/shops/{shop.id}/keys", headers=shop.headers).json()
+    first = client.post("/v1/orders", json=order_body(external_id="K-1"), headers=shop.headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["shop_id"] == shop.id
+    path = f"/v1/shops/{shop.id}/keys/{shop.body['api_key']['id']}"
+    revoked = client.delete(path, headers={"Authorization": f"Bearer {second['key']}"})
+    assert revoked.status_code == 200, revoked.text
+    again = client.post("/v1/orders", json=order_body(external_id="K-2"), headers=shop.headers)
+    assert_error(again, 401, "unauthorized")
+    unknown = {"Authorization": "Bearer qh_not-a-key"}
+    assert_error(client.post("/v1/orders", json=order_body(), headers=unknown), 401)
 
 
 def test_last_live_key_cannot_be_revoked(client: TestClient, shop: ShopHandle) -> None:
