@@ -1,18 +1,22 @@
 """MDRP benchmark: the dispatcher on every Grubhub instance present, ready times known and revealed.
 
     python -m bench.mdrp [--instances 0o50t75s1p100 ...] [--match o50] [--ready known revealed]
-                         [--workers 2] [--budget-s 240]
+                         [--workers 2] [--budget-s 240] [--name mdrp]
+    python -m bench.mdrp --render bench/results/mdrp.csv bench/results/other.csv [--name mdrp]
 
 Plays each instance's day (``router.mdrp.run``), checks every solution with the independent
 checker (``tests/mdrp_checker.py``), prints the means beside the published ones (Reyes et al.
 2018, all 240 upstream instances) and writes one row per instance and ready mode to
-``bench/results/mdrp.csv`` (solutions under ``bench/results/runs/mdrp/``).
+``bench/results/mdrp.csv`` (solutions under ``bench/results/runs/mdrp/``), and the tables,
+overall and per family of instances, to ``bench/results/mdrp.md``. ``--render`` runs nothing:
+it merges earlier results files (a later file's row for an instance and mode wins) into one.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -47,6 +51,7 @@ COLUMNS = (
     ("tick p99 ms", lambda k: k["tick_ms"]["p99"], "{:.0f}"),
     ("wall s", lambda k: k["wall_s"], "{:.1f}"),
 )
+COLUMN_FORMATS = {name: fmt for name, _, fmt in COLUMNS}
 
 
 def run_one(name: str, ready: str, budget_s: float) -> dict[str, Any]:
@@ -62,29 +67,107 @@ def run_one(name: str, ready: str, budget_s: float) -> dict[str, Any]:
     return {"kpis": kpis, "violations": check.violations[:3], "feasible": check.feasible}
 
 
-def render(rows: list[dict[str, Any]]) -> str:
+Record = dict[str, str]  # one row of the csv: instance, ready, orders, feasible, the columns
+
+
+def record(row: dict[str, Any]) -> Record:
+    """A run's csv row: the kpis formatted as the table shows them."""
+    k = row["kpis"]
+    cells = {name: fmt.format(get(k)) for name, get, fmt in COLUMNS}
+    return {
+        "instance": k["instance"],
+        "ready": k["ready"],
+        "orders": str(k["orders"]),
+        "feasible": str(row["feasible"]),
+        **cells,
+    }
+
+
+def _means(records: list[Record], names: list[str]) -> list[str]:
+    return [
+        COLUMN_FORMATS[n].format(sum(float(r[n]) for r in records) / len(records)) for n in names
+    ]
+
+
+def render(records: list[Record]) -> str:
     """Markdown: our means per ready mode beside the published means."""
-    lines = []
-    header = ["", "instances", "feasible", *(c[0] for c in COLUMNS)]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
+    names = [c[0] for c in COLUMNS]
+    lines = ["| " + " | ".join(["", "instances", "feasible", *names]) + " |"]
+    lines.append("|" + "---|" * (len(names) + 3))
     for ready in ("known", "revealed"):
-        mine = [r for r in rows if r["kpis"]["ready"] == ready]
+        mine = [r for r in records if r["ready"] == ready]
         if not mine:
             continue
-        means = [
-            fmt.format(sum(get(r["kpis"]) for r in mine) / len(mine)) for _, get, fmt in COLUMNS
-        ]
-        feasible = sum(r["feasible"] for r in mine)
+        feasible = sum(r["feasible"] == "True" for r in mine)
+        means = _means(mine, names)
         lines.append(
             f"| ours, ready {ready} | {len(mine)} | {feasible} | " + " | ".join(means) + " |"
         )
         published = PUBLISHED[ready]
-        cells = [
-            fmt.format(published[name]) if name in published else "" for name, _, fmt in COLUMNS
-        ]
+        cells = [COLUMN_FORMATS[n].format(published[n]) if n in published else "" for n in names]
         lines.append(f"| published, ready {ready} | 240 | | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# instance name = <seed><size>t<travel>s<schedule>p<prep>, e.g. 3o50t75s2p125
+FAMILY_PATTERN = re.compile(r"^(\d)(o100|o50|r50)(t\d+)(s\d)(p\d+)$")
+FAMILY_COLUMNS = ["undelivered %", "c2d mean", "$/order", "ready-to-pickup"]
+
+
+def families(instance: str) -> list[str]:
+    """The families an instance belongs to: its seed group, size, travel, schedule, prep."""
+    match = FAMILY_PATTERN.match(instance)
+    if match is None:
+        return []
+    seed, size, travel, schedule, prep = match.groups()
+    seeds = "seeds 0-4" if int(seed) <= 4 else "seeds 5-9"
+    return [seeds, f"size {size}", f"travel {travel}", f"schedule {schedule}", f"prep {prep}"]
+
+
+def render_families(records: list[Record]) -> str:
+    """Markdown: per ready mode, the means of each family of instances."""
+    blocks = []
+    for ready in ("known", "revealed"):
+        mine = [r for r in records if r["ready"] == ready]
+        if not mine:
+            continue
+        groups: dict[str, list[Record]] = {"all": mine}
+        for r in sorted(mine, key=lambda r: r["instance"]):
+            for family in families(r["instance"]):
+                groups.setdefault(family, []).append(r)
+        lines = [f"ready {ready}", "| family | instances | " + " | ".join(FAMILY_COLUMNS) + " |"]
+        lines.append("|" + "---|" * (len(FAMILY_COLUMNS) + 2))
+        for family in ["all", *sorted(g for g in groups if g != "all")]:
+            members = groups[family]
+            means = _means(members, FAMILY_COLUMNS)
+            lines.append(f"| {family} | {len(members)} | " + " | ".join(means) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def write_results(records: list[Record], name: str) -> str:
+    """Write ``<name>.csv`` (one row per instance and mode) and ``<name>.md``; return the md."""
+    records = sorted(records, key=lambda r: (r["instance"], r["ready"]))
+    text = render(records) + "\n\nPer family (means over its instances):\n\n"
+    text += render_families(records)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(text + "\n", encoding="utf-8")
+    fields = ["instance", "ready", "orders", "feasible", *(c[0] for c in COLUMNS)]
+    with (RESULTS / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(records)
+    return text
+
+
+def read_records(paths: list[Path]) -> list[Record]:
+    """The rows of earlier runs' csv files; a later file's row replaces an earlier one's."""
+    merged: dict[tuple[str, str], Record] = {}
+    for path in paths:
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                merged[(row["instance"], row["ready"])] = row
+    return list(merged.values())
 
 
 def main() -> None:
@@ -95,7 +178,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--budget-s", type=float, default=240.0, help="wall time per instance")
     parser.add_argument("--name", default="mdrp", help="results file name stem")
+    parser.add_argument(
+        "--render",
+        nargs="+",
+        type=Path,
+        metavar="CSV",
+        help="run nothing: merge these results files (later rows win) into <name>.{csv,md}",
+    )
     args = parser.parse_args()
+    if args.render:
+        missing = [str(p) for p in args.render if not p.is_file()]
+        if missing:
+            raise SystemExit(f"bench.mdrp: --render: not found: {', '.join(missing)}")
+        print(write_results(read_records(args.render), args.name))
+        return
     if not INSTANCES.is_dir():
         raise SystemExit(f"bench.mdrp: {INSTANCES}: not found")
     names = args.instances or sorted(p.name for p in INSTANCES.iterdir() if p.is_dir())
@@ -118,30 +214,13 @@ def main() -> None:
                 flush=True,
             )
     wall_s = time.perf_counter() - started
-    table = render(rows)
-    print(table)
+    print(write_results([record(row) for row in rows], args.name))
     for row in rows:
         if not row["feasible"]:
             print(
                 f"INFEASIBLE {row['kpis']['instance']} {row['kpis']['ready']}: {row['violations']}"
             )
     print(f"total wall time {wall_s:.0f} s, {len(rows)} runs")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.md").write_text(table + "\n", encoding="utf-8")
-    with (RESULTS / f"{args.name}.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["instance", "ready", "orders", "feasible", *(c[0] for c in COLUMNS)])
-        for row in sorted(rows, key=lambda r: (r["kpis"]["instance"], r["kpis"]["ready"])):
-            k = row["kpis"]
-            writer.writerow(
-                [
-                    k["instance"],
-                    k["ready"],
-                    k["orders"],
-                    row["feasible"],
-                    *(fmt.format(get(k)) for _, get, fmt in COLUMNS),
-                ]
-            )
 
 
 if __name__ == "__main__":

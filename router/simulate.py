@@ -29,6 +29,7 @@ from router.snapshot import NO_TIME, Decision, Policy, Snapshot, depart_within_s
 from router.travel import DEFAULT_METRIC, MODE_INDEX, TravelMetric
 
 PENDING, OPEN, COMMITTED, REJECTED = 0, 1, 2, 3
+MIN_PREP_S = 60  # prep times shorter count as this in a shop's scale (no log of zero)
 
 OUTCOME_COLUMNS = (
     "order_id",
@@ -69,6 +70,11 @@ class ReadyReveal:
     ``quantile=None`` picks it every tick as the newsvendor does (see ``scarcity_quantile``).
     Without any prep time (no prior, none reached): ``placed_s + typical_prep_s``. Never
     earlier than the next tick.
+
+    Shops cook at different speeds: with ``shop_prior_weight`` > 0 each shop's prep times are
+    a scale of one common curve, the shop's scale the geometric mean of its reached prep
+    times over the day's, shrunk towards 1 by that many pseudo-orders; the curve is learnt
+    from every order's time divided by its shop's scale.
     """
 
     typical_prep_s: int = 0
@@ -76,11 +82,39 @@ class ReadyReveal:
     quantile: float | None = 0.5
     prior_preps_s: tuple[int, ...] = ()
     prior_weight: float = 0.0
+    shop_prior_weight: float = 0.0
 
-    def survival(self, reached_preps_s: np.ndarray, waited_s: np.ndarray) -> PrepSurvival:
-        """The Kaplan-Meier curve of prep times: reached ones are events, waiting ones censored."""
-        prior_s = np.asarray(self.prior_preps_s, dtype=np.int64)
-        times_s = np.concatenate([prior_s, reached_preps_s, waited_s]).astype(np.int64)
+    def shop_scales(
+        self, reached_preps_s: np.ndarray, reached_shops: np.ndarray, n_shops: int
+    ) -> np.ndarray:
+        """Each shop's prep times over the day's typical one (1: no shop effect learnt yet)."""
+        scales = np.ones(n_shops)
+        if self.shop_prior_weight <= 0 or not reached_preps_s.size:
+            return scales
+        log_preps = np.log(np.maximum(reached_preps_s, MIN_PREP_S).astype(np.float64))
+        above = log_preps - log_preps.mean()
+        sums = np.bincount(reached_shops, weights=above, minlength=n_shops)
+        counts = np.bincount(reached_shops, minlength=n_shops)
+        return np.exp(sums / (counts + self.shop_prior_weight))
+
+    def survival(
+        self,
+        reached_preps_s: np.ndarray,
+        waited_s: np.ndarray,
+        reached_shops: np.ndarray | None = None,
+        waiting_shops: np.ndarray | None = None,
+        n_shops: int = 0,
+    ) -> PrepSurvival:
+        """The Kaplan-Meier curve of prep times: reached ones are events, waiting ones censored
+        (with shops given, of the times each divided by its shop's scale)."""
+        scales = np.ones(n_shops)
+        reached = reached_preps_s.astype(np.float64)
+        waited = waited_s.astype(np.float64)
+        if reached_shops is not None and waiting_shops is not None:
+            scales = self.shop_scales(reached_preps_s, reached_shops, n_shops)
+            reached, waited = reached / scales[reached_shops], waited / scales[waiting_shops]
+        prior_s = np.asarray(self.prior_preps_s, dtype=np.float64)
+        times_s = np.concatenate([prior_s, reached, waited])
         prior_each = self.prior_weight / prior_s.size if prior_s.size else 0.0
         weights = np.concatenate(
             [np.full(prior_s.size, prior_each), np.ones(reached_preps_s.size + waited_s.size)]
@@ -88,7 +122,7 @@ class ReadyReveal:
         is_event = np.zeros(times_s.size, dtype=np.bool_)
         is_event[: prior_s.size + reached_preps_s.size] = True
         if not is_event.any():
-            return PrepSurvival(np.zeros(0, np.int64), np.zeros(0))
+            return PrepSurvival(np.zeros(0), np.zeros(0), scales)
         order = np.argsort(times_s, kind="stable")
         sorted_s, sorted_w = times_s[order], weights[order]
         event_s = np.unique(times_s[is_event])
@@ -100,7 +134,8 @@ class ReadyReveal:
         # weight still at risk at each event time: every prep (or wait) at least that long
         tail_w = np.concatenate([np.cumsum(sorted_w[::-1])[::-1], [0.0]])
         at_risk = tail_w[np.searchsorted(sorted_s, event_s, side="left")]
-        return PrepSurvival(event_s, np.cumprod(1.0 - deaths / np.maximum(at_risk, 1e-12)))
+        alive = np.cumprod(1.0 - deaths / np.maximum(at_risk, 1e-12))
+        return PrepSurvival(event_s, alive, scales)
 
     def estimates_s(
         self,
@@ -109,14 +144,18 @@ class ReadyReveal:
         tick_s: int,
         survival: PrepSurvival | None = None,
         quantile: float | None = None,
+        shops: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The ready times the policy sees for orders not ready at ``now_s``."""
+        """The ready times the policy sees for orders not ready at ``now_s`` (of ``shops``)."""
         floor_s = now_s + tick_s - self.offset_s
         if survival is None or not survival.preps_s.size:
             return np.maximum(placed_s + self.typical_prep_s, floor_s)
         q = quantile if quantile is not None else (self.quantile or 0.5)
         preps_s, alive = survival.preps_s, survival.alive
-        elapsed_s = now_s - placed_s
+        scale = (
+            1.0 if shops is None or not survival.shop_scales.size else survival.shop_scales[shops]
+        )
+        elapsed_s = (now_s - placed_s) / scale
         passed = np.searchsorted(preps_s, elapsed_s, side="right")  # prep times <= elapsed
         alive_now = np.where(passed > 0, alive[np.maximum(passed - 1, 0)], 1.0)
         # the first prep time by which the share q of the orders still waiting is ready
@@ -127,6 +166,7 @@ class ReadyReveal:
             preps_s[np.minimum(pick, preps_s.size - 1)],
             np.where(elapsed_s < last_s, last_s, elapsed_s),
         )
+        prep_s = np.ceil(prep_s * scale).astype(np.int64)
         return np.maximum(placed_s + prep_s - self.offset_s, floor_s)
 
 
@@ -136,6 +176,7 @@ class PrepSurvival:
 
     preps_s: np.ndarray  # sorted distinct prep times at which some order became ready
     alive: np.ndarray
+    shop_scales: np.ndarray = field(default_factory=lambda: np.ones(0))  # curve times x scale
 
 
 def scarcity_quantile(n_orders: int, n_riders: int) -> float:
@@ -301,7 +342,8 @@ class _World:
             quantile = reveal.quantile
             if quantile is None:
                 quantile = scarcity_quantile(open_orders.size, self.active_riders(now_s, riders))
-            estimate_s = reveal.estimates_s(placed_s, now_s, tick_s, survival, quantile)
+            shops = self.order_shops[open_orders]
+            estimate_s = reveal.estimates_s(placed_s, now_s, tick_s, survival, quantile, shops)
             ready_s = np.where(ready_s + reveal.offset_s <= now_s, ready_s, estimate_s)
             rider_free_s = self.shown_free_s(now_s, riders, reveal, survival, quantile, tick_s)
         return Snapshot(
@@ -351,7 +393,11 @@ class _World:
         done = placed & (reached_s <= now_s)
         waiting = placed & ~done
         return reveal.survival(
-            reached_s[done] - self.all_placed_s[done], now_s - self.all_placed_s[waiting]
+            reached_s[done] - self.all_placed_s[done],
+            now_s - self.all_placed_s[waiting],
+            self.order_shops[done],
+            self.order_shops[waiting],
+            len(self.scenario.shops),
         )
 
     def active_riders(self, now_s: int, riders: np.ndarray) -> int:
@@ -385,7 +431,12 @@ class _World:
                 del self.pending[rider]  # all ready: the policy sees the truth from now
                 continue
             guess_s = reveal.estimates_s(
-                self.all_placed_s[bundle], now_s, tick_s, survival, quantile
+                self.all_placed_s[bundle],
+                now_s,
+                tick_s,
+                survival,
+                quantile,
+                self.order_shops[bundle],
             )
             shown_s = np.where(true_s + reveal.offset_s <= now_s, true_s, guess_s)
             depart_s = max(trip.arrive_shop_s, int(shown_s.max())) + self.scenario.travel.pickup_s

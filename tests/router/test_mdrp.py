@@ -263,6 +263,26 @@ def test_conditional_quantile_of_prep_times() -> None:
     assert reveal.estimates_s(placed, 1000, 60, curve, quantile=0.9).tolist() == [1680]
 
 
+def test_each_shop_cooks_at_its_own_learnt_speed() -> None:
+    """A shop whose ready orders took twice the others' is expected to take longer; a shop
+    with no ready order yet keeps the common curve; the pseudo-orders shrink the scales."""
+    reveal = ReadyReveal(offset_s=0, quantile=0.5, shop_prior_weight=2.0)
+    preps_s = np.array([600, 600, 1200, 1200])
+    shops = np.array([0, 0, 1, 1])
+    scales = reveal.shop_scales(preps_s, shops, 3)
+    # log scale: the shop's mean log-prep over the day's, over (its orders + 2 pseudo-orders)
+    assert scales == pytest.approx([2 ** (-0.5 * 2 / 4), 2 ** (0.5 * 2 / 4), 1.0])
+    curve = reveal.survival(preps_s, np.zeros(0, np.int64), shops, np.zeros(0, np.int64), 3)
+    placed = np.zeros(3, np.int64)
+    fast, slow, unknown = reveal.estimates_s(placed, 0, 60, curve, shops=np.arange(3)).tolist()
+    assert fast < unknown < slow
+    # without shops (or with no shop weight) every shop shares one curve
+    flat = ReadyReveal(offset_s=0, quantile=0.5).survival(
+        preps_s, np.zeros(0, np.int64), shops, np.zeros(0, np.int64), 3
+    )
+    assert flat.shop_scales.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_scarce_riders_aim_later_in_the_ready_distribution() -> None:
     """The newsvendor quantile: a third with riders to spare, rising as orders queue."""
     assert scarcity_quantile(3, 10) == pytest.approx(1 / 3)
