@@ -216,6 +216,35 @@ def public_body(row: Any) -> dict[str, Any]:
     return OrderPublic.model_validate(dict(row)).model_dump(mode="json")
 
 
+def _json_time(value: datetime) -> str:
+    """A datetime as pydantic writes it in JSON (UTC as ``Z``)."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def new_order_body(values: dict[str, Any]) -> dict[str, Any]:
+    """``public_body`` of a new order's columns (``new_order_values``: pending, on no trip),
+    built directly: the same body in about half the time of pydantic's validate and dump
+    (the intake's largest piece of work on the event loop)."""
+    return {
+        "source": values["source"],
+        "external_id": values["external_id"],
+        "dropoff_lat": values["dropoff_lat"],
+        "dropoff_lon": values["dropoff_lon"],
+        "address": values["address"],
+        "size_bags": values["size_bags"],
+        "id": str(values["id"]),
+        "shop_id": str(values["shop_id"]),
+        "status": OrderStatus.pending.value,
+        "placed_at": _json_time(values["placed_at"]),
+        "ready_at": _json_time(values["ready_at"]),
+        "promised_at": _json_time(values["promised_at"]),
+        "updated_at": _json_time(values["updated_at"]),
+        "trip_id": None,
+        "eta_at": None,
+        "dispatch_note": None,
+    }
+
+
 @dataclass(frozen=True)
 class IntakeRequest:
     """One ``POST /v1/orders``, prepared for the writer (``prepare_intake``)."""
@@ -249,7 +278,7 @@ def prepare_intake(
     except AppError as invalid:
         error = invalid
     else:
-        body = public_body(values)
+        body = new_order_body(values)
         body_json = json.dumps(body)
     return IntakeRequest(
         shop_id=shop.id,

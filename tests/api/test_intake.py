@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,11 @@ from api.intake import (
     ORDER_INTAKE,
     IntakeRequest,
     key_params,
+    new_order_body,
+    new_order_values,
     orders_of_keys,
     prepare_intake,
+    public_body,
     records_of_keys,
 )
 from api.migrations import upgrade
@@ -200,3 +204,23 @@ def test_batch_lookups_search_an_index_on_sqlite(tmp_path: Path) -> None:
                 assert details and all(not detail.startswith("SCAN") for detail in details)
                 assert any("USING" in detail and "INDEX" in detail for detail in details)
     engine.dispose()
+
+
+def test_a_new_orders_body_is_its_public_body(shop: ShopHandle, engine: Engine) -> None:
+    """``new_order_body`` (built by hand) equals ``public_body`` (pydantic), key order included,
+    for times with and without microseconds and each ready rule."""
+    row = _load_shop(engine, shop)
+    cases: list[tuple[datetime, dict[str, Any]]] = [
+        (START, {}),
+        (START.astimezone(UTC), {}),  # the service's clock is UTC ("Z")
+        (START.astimezone(UTC).replace(microsecond=123_456), {"picking_min": 7}),
+        (START.replace(microsecond=1), {"ready_at": "2026-11-29T11:30:00.5+08:00"}),
+        (START, {"address": "Building 4\u00e9", "size_bags": 3, "source": "shop.app"}),
+    ]
+    for now, overrides in cases:
+        order_in = OrderCreate.model_validate(order_body(**overrides))
+        values = new_order_values(row, order_in, now, "hash")
+        built = new_order_body(values)
+        expected = public_body(values)
+        assert built == expected and list(built) == list(expected)
+        assert json.dumps(built) == json.dumps(expected)
