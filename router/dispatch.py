@@ -22,7 +22,7 @@ from router.assign import (
     solve_choice,
 )
 from router.bundles import BundleLimits, Bundles, build_bundles
-from router.snapshot import Decision, IntArray, PlannedTrip, Snapshot
+from router.snapshot import BoolArray, Decision, IntArray, PlannedTrip, Snapshot
 from router.travel import TravelMetric, distance_matrix_m, travel_s_matrices
 
 ACTIVE_WITHIN_S = 1800  # riders free and on shift within this count towards the queue estimates
@@ -191,15 +191,29 @@ class _Geometry:
         speed_by_rider = np.where(snapshot.rider_serves, speeds[snapshot.rider_modes][:, None], 0.0)
         self.shop_fastest_mode = snapshot.rider_modes[speed_by_rider.argmax(axis=0)]
         # when each rider's current or next shift starts, and who works within the hour ahead
-        ends_s = snapshot.rider_shift_ends_s
-        upcoming = (ends_s >= snapshot.now_s) & (snapshot.rider_shift_starts_s >= 0)
-        self.rider_next_shift_s = np.where(
-            upcoming, snapshot.rider_shift_starts_s, np.iinfo(np.int64).max // 4
-        ).min(axis=1)
-        self.rider_active = (
-            np.maximum(self.rider_next_shift_s, snapshot.rider_free_s)
-            <= snapshot.now_s + ACTIVE_WITHIN_S
+        self.rider_next_shift_s = next_shift_starts_s(
+            snapshot.now_s, snapshot.rider_shift_starts_s, snapshot.rider_shift_ends_s
         )
+        self.rider_active = riders_active(
+            snapshot.now_s,
+            snapshot.rider_free_s,
+            snapshot.rider_shift_starts_s,
+            snapshot.rider_shift_ends_s,
+        )
+
+
+def next_shift_starts_s(now_s: int, shift_starts_s: IntArray, shift_ends_s: IntArray) -> IntArray:
+    """When each rider's current or next shift starts (far in the future: none left)."""
+    upcoming = (shift_ends_s >= now_s) & (shift_starts_s >= 0)
+    return np.where(upcoming, shift_starts_s, np.iinfo(np.int64).max // 4).min(axis=1)
+
+
+def riders_active(
+    now_s: int, free_s: IntArray, shift_starts_s: IntArray, shift_ends_s: IntArray
+) -> BoolArray:
+    """Riders on shift and free within ``ACTIVE_WITHIN_S``: those the queue estimates count."""
+    next_start_s = next_shift_starts_s(now_s, shift_starts_s, shift_ends_s)
+    return np.maximum(next_start_s, free_s) <= now_s + ACTIVE_WITHIN_S
 
 
 def _deferral_costs(

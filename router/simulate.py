@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from router.assign import CLICK_TO_DOOR_WEIGHT, RIDER_WEIGHT
-from router.dispatch import ACTIVE_WITHIN_S
+from router.dispatch import riders_active
 from router.kpis import compute_kpis, merged_shift_hours
 from router.scenario import Scenario
 from router.snapshot import NO_TIME, Decision, Policy, Snapshot, depart_within_shift, pad_shifts
@@ -401,12 +401,15 @@ class _World:
         )
 
     def active_riders(self, now_s: int, riders: np.ndarray) -> int:
-        """Riders on shift and free within ``ACTIVE_WITHIN_S`` (the policy's queue rule)."""
-        starts_s, ends_s = self.shift_starts_s[riders], self.shift_ends_s[riders]
-        upcoming = (ends_s >= now_s) & (starts_s >= 0)
-        next_start_s = np.where(upcoming, starts_s, np.iinfo(np.int64).max // 4).min(axis=1)
-        free_s = np.maximum(next_start_s, self.rider_free_s[riders])
-        return int((free_s <= now_s + ACTIVE_WITHIN_S).sum())
+        """Riders on shift and free soon, counted as the policy counts them (its queue rule)."""
+        return int(
+            riders_active(
+                now_s,
+                self.rider_free_s[riders],
+                self.shift_starts_s[riders],
+                self.shift_ends_s[riders],
+            ).sum()
+        )
 
     def shown_free_s(
         self,
