@@ -28,8 +28,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, exists
+from sqlalchemy import ColumnElement, Engine, Select, exists
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -53,6 +54,7 @@ from api.models import (
 from api.trips import ACTIVE_TRIP_VALUES, add_event
 
 logger = logging.getLogger("api.dispatch")
+AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])  # any select
 
 DEFAULT_TICK_S: int = Settings.model_fields["tick_s"].default
 # A lease lasts this many ticks: its holder renews it every tick, a dead holder is replaced after.
@@ -163,16 +165,24 @@ def snapshot_order_limit(capacities_bags: Sequence[int]) -> int:
     return max(MIN_SNAPSHOT_ORDERS, SNAPSHOT_ROUNDS * sum(capacities_bags))
 
 
+def _on_active_trips(statement: AnySelect) -> AnySelect:
+    """``statement`` (over ``Trip``) narrowed to active trips, joined to their stops and the
+    stops' orders: what makes a rider busy (``_busy_riders``, ``_has_free_rider``)."""
+    return (
+        statement.join(TripStop, col(TripStop.trip_id) == col(Trip.id))
+        .join(Order, col(Order.id) == col(TripStop.order_id))
+        .where(col(Trip.status).in_(ACTIVE_TRIP_VALUES))
+    )
+
+
 def _busy_riders(session: Session, rider_ids: list[uuid.UUID]) -> dict[uuid.UUID, BusyRider]:
     """The riders with an active trip, for whichever shop: where its last stop is and its ETA
     there (a rider shared by shops is busy for all of them)."""
     if not rider_ids:
         return {}
     rows = session.exec(
-        select(Trip, TripStop, Order)
-        .join(TripStop, col(TripStop.trip_id) == col(Trip.id))
-        .join(Order, col(Order.id) == col(TripStop.order_id))
-        .where(col(Trip.rider_id).in_(rider_ids), col(Trip.status).in_(ACTIVE_TRIP_VALUES))
+        _on_active_trips(select(Trip, TripStop, Order))
+        .where(col(Trip.rider_id).in_(rider_ids))
         .order_by(col(Trip.assigned_at), col(Trip.id), col(TripStop.seq))
     ).all()
     busy: dict[uuid.UUID, BusyRider] = {}
@@ -184,15 +194,10 @@ def _busy_riders(session: Session, rider_ids: list[uuid.UUID]) -> dict[uuid.UUID
 
 
 def _has_free_rider(session: Session, serving: ColumnElement[bool]) -> bool:
-    """Whether an on-duty rider among ``serving`` has no active trip (``_busy_riders``'s sense:
-    a trip with its stops). One query: a shop whose riders are all out (the common case under
-    load) is skipped without loading its orders, riders, shifts and trips each tick."""
-    active_trip = (
-        select(Trip.id)
-        .join(TripStop, col(TripStop.trip_id) == col(Trip.id))
-        .join(Order, col(Order.id) == col(TripStop.order_id))
-        .where(col(Trip.rider_id) == col(Rider.id), col(Trip.status).in_(ACTIVE_TRIP_VALUES))
-    )
+    """Whether an on-duty rider among ``serving`` has no active trip (``_on_active_trips``). One
+    query: a shop whose riders are all out (the common case under load) is skipped without
+    loading its orders, riders, shifts and trips each tick."""
+    active_trip = _on_active_trips(select(Trip.id)).where(col(Trip.rider_id) == col(Rider.id))
     free = select(Rider.id).where(serving, col(Rider.on_duty).is_(True), ~exists(active_trip))
     return session.exec(free.limit(1)).first() is not None
 
