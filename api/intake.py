@@ -137,9 +137,17 @@ def key_params(names: tuple[str, ...], keys: Sequence[tuple[Any, ...]]) -> dict[
     }
 
 
-# What the writer answers for one intake: (HTTP status, public body without the PIN, whether it
-# is an idempotent replay, the PIN to show or None).
-IntakeAnswer = tuple[int, dict[str, Any], bool, str | None]
+# What the writer answers for one intake: (HTTP status, the public body without the PIN as JSON
+# text, whether it is an idempotent replay, the PIN to show or None). The body stays text from
+# ``prepare_intake`` (or the stored idempotency record) to the response: never decoded and
+# encoded again.
+IntakeAnswer = tuple[int, str, bool, str | None]
+
+
+def dump_body(body: dict[str, Any]) -> str:
+    """An order's public body as JSON text, as the response carries it (``JSONResponse``'s
+    compact form, non-ASCII as is) and as its idempotency record stores it."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def request_sha256(order_in: OrderCreate) -> str:
@@ -279,7 +287,7 @@ def prepare_intake(
         error = invalid
     else:
         body = new_order_body(values)
-        body_json = json.dumps(body)
+        body_json = dump_body(body)
     return IntakeRequest(
         shop_id=shop.id,
         idempotency_key=idempotency_key,
@@ -303,7 +311,7 @@ def _replay(request: IntakeRequest, record: Any) -> IntakeAnswer:
             "idempotency_key_reused",
             f"Idempotency-Key {request.idempotency_key!r} was used before with a different body",
         )
-    return record.response_status, json.loads(record.response_body), True, None
+    return record.response_status, record.response_body, True, None
 
 
 def _record_values(request: IntakeRequest, status_code: int, body_json: str) -> dict[str, Any]:
@@ -352,8 +360,7 @@ def take_order(session: Session, request: IntakeRequest) -> IntakeAnswer:
         .first()
     )
     if row is not None:
-        status_code, body, shown_pin = 200, public_body(row), None
-        body_json = json.dumps(body)
+        status_code, body_json, shown_pin = 200, dump_body(public_body(row)), None
     else:
         if request.error is not None:
             raise request.error
@@ -364,10 +371,10 @@ def take_order(session: Session, request: IntakeRequest) -> IntakeAnswer:
             order = session.get(Order, request.values["id"])
             assert order is not None  # inserted just above
             emit(session, order, OutboundEventType.accepted, request.now, None)
-        status_code, body, body_json, shown_pin = 201, request.body, request.body_json, request.pin
+        status_code, body_json, shown_pin = 201, request.body_json, request.pin
     if request.idempotency_key is not None:
         connection.execute(INSERT_RECORD, _record_values(request, status_code, body_json))
-    return status_code, body, False, shown_pin
+    return status_code, body_json, False, shown_pin
 
 
 def _accepted_subscribers(session: Session, shop_ids: set[uuid.UUID]) -> set[uuid.UUID]:
@@ -427,9 +434,9 @@ def take_orders(session: Session, requests: Sequence[IntakeRequest]) -> list[Out
         elif request.error is not None:
             outcomes.append(Outcome(error=request.error))
         else:
-            assert request.values is not None and request.body is not None
+            assert request.values is not None and request.body_json is not None
             new.append(request)
-            outcomes.append(Outcome(value=(201, request.body, False, request.pin)))
+            outcomes.append(Outcome(value=(201, request.body_json, False, request.pin)))
     if new:
         connection.execute(INSERT_ORDER, [request.values or {} for request in new])
         connection.execute(INSERT_EVENT, [_event_values(request.values or {}) for request in new])

@@ -83,15 +83,16 @@ def test_one_batch_answers_each_intake_as_alone(
     )
 
     values = [outcome.value for outcome in outcomes]
+    bodies = [json.loads(value[1]) if value is not None else None for value in values]
     assert values[0][0] == 201 and values[0][2] is False and values[0][3] is not None
     assert values[1][0] == 201 and values[1][2] is True and values[1][3] is None
-    assert values[1][1]["id"] == first.json()["id"]
+    assert bodies[1]["id"] == first.json()["id"]
     assert isinstance(outcomes[2].error, AppError)
     assert outcomes[2].error.code == "idempotency_key_reused"
-    assert values[3][0] == 200 and values[3][1]["id"] == first.json()["id"]
+    assert values[3][0] == 200 and bodies[3]["id"] == first.json()["id"]
     assert values[4][0] == 201
-    assert values[5][2] is True and values[5][1]["id"] == values[4][1]["id"]
-    assert values[6][0] == 200 and values[6][1]["id"] == values[4][1]["id"]
+    assert values[5][2] is True and bodies[5]["id"] == bodies[4]["id"]
+    assert values[6][0] == 200 and bodies[6]["id"] == bodies[4]["id"]
     assert isinstance(outcomes[7].error, AppError)
     assert outcomes[7].error.code == "outside_service_area"
 

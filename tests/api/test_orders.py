@@ -3,12 +3,14 @@ cancellation and the event history."""
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
@@ -135,6 +137,29 @@ def test_same_idempotency_key_same_body_replays(
     assert (again.status_code, again.json()) == (first.status_code, {**first.json(), "pin": None})
     assert again.headers["idempotent-replayed"] == "true"
     assert count_rows(engine, "orders") == 1
+
+
+def test_intake_replies_are_the_bytes_json_response_sends(
+    client: TestClient, shop: ShopHandle
+) -> None:
+    """Every intake reply (201 new, 201 replay, 200 known) is byte for byte what
+    ``JSONResponse`` makes of its parsed body, ``pin`` last, also with non-ASCII text and
+    with the fast path's neighbour, FastAPI's own handler (``application/json; charset``)."""
+    new = post_order(client, shop, key="bytes-1", address="Lou 3, \u5ba4 2")
+    replay = post_order(client, shop, key="bytes-1", address="Lou 3, \u5ba4 2")
+    known = post_order(client, shop, address="other")
+    slow = client.post(
+        "/v1/orders",
+        content=json.dumps(order_body(external_id="A-2002")).encode(),
+        headers={**shop.headers, "Content-Type": "application/json; charset=utf-8"},
+    )
+    for response, status in ((new, 201), (replay, 201), (known, 200), (slow, 201)):
+        assert response.status_code == status, response.text
+        assert response.content == JSONResponse(response.json()).body
+        assert list(response.json())[-1] == "pin"
+        assert response.headers["content-type"] == "application/json"
+    assert new.json()["address"] == "Lou 3, \u5ba4 2"
+    assert replay.headers["idempotent-replayed"] == "true"
 
 
 def test_same_idempotency_key_other_body_is_422(
