@@ -150,14 +150,25 @@ def dump_body(body: dict[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+# The fields of a request body its fingerprint covers (all but the PIN).
+FINGERPRINT_FIELDS = tuple(name for name in OrderCreate.model_fields if name != "pin")
+
+
+def fingerprint_fields(order_in: OrderCreate) -> dict[str, Any]:
+    """``order_in.model_dump(mode="json", exclude={"pin"})``; without a ``ready_at`` (the one
+    field whose JSON form is not its Python value) read off the model directly, which costs a
+    fraction of pydantic's dump (tested equal)."""
+    if order_in.ready_at is not None:
+        return order_in.model_dump(mode="json", exclude={"pin"})
+    return {name: getattr(order_in, name) for name in FINGERPRINT_FIELDS}
+
+
 def request_sha256(order_in: OrderCreate) -> str:
     """Fingerprint of a request body, insensitive to key order and whitespace.
 
     The delivery PIN is left out: the fingerprint is stored, and a PIN is stored only hashed.
     """
-    canonical = json.dumps(
-        order_in.model_dump(mode="json", exclude={"pin"}), sort_keys=True, separators=(",", ":")
-    )
+    canonical = json.dumps(fingerprint_fields(order_in), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"POST /v1/orders\n{canonical}".encode()).hexdigest()
 
 
@@ -232,7 +243,14 @@ def _json_time(value: datetime) -> str:
 def new_order_body(values: dict[str, Any]) -> dict[str, Any]:
     """``public_body`` of a new order's columns (``new_order_values``: pending, on no trip),
     built directly: the same body in about half the time of pydantic's validate and dump
-    (the intake's largest piece of work on the event loop)."""
+    (the intake's largest piece of work on the event loop). A time that is the placing time
+    itself (the same object: the update time, usually the ready time) is written once."""
+    placed_at = values["placed_at"]
+    placed_json = _json_time(placed_at)
+
+    def json_time(value: datetime) -> str:
+        return placed_json if value is placed_at else _json_time(value)
+
     return {
         "source": values["source"],
         "external_id": values["external_id"],
@@ -243,10 +261,10 @@ def new_order_body(values: dict[str, Any]) -> dict[str, Any]:
         "id": str(values["id"]),
         "shop_id": str(values["shop_id"]),
         "status": OrderStatus.pending.value,
-        "placed_at": _json_time(values["placed_at"]),
-        "ready_at": _json_time(values["ready_at"]),
+        "placed_at": placed_json,
+        "ready_at": json_time(values["ready_at"]),
         "promised_at": _json_time(values["promised_at"]),
-        "updated_at": _json_time(values["updated_at"]),
+        "updated_at": json_time(values["updated_at"]),
         "trip_id": None,
         "eta_at": None,
         "dispatch_note": None,

@@ -20,6 +20,7 @@ from api.group_commit import Batched, BatchKind, Outcome, write_batch
 from api.intake import (
     ORDER_INTAKE,
     IntakeRequest,
+    fingerprint_fields,
     key_params,
     new_order_body,
     new_order_values,
@@ -225,3 +226,20 @@ def test_a_new_orders_body_is_its_public_body(shop: ShopHandle, engine: Engine) 
         expected = public_body(values)
         assert built == expected and list(built) == list(expected)
         assert json.dumps(built) == json.dumps(expected)
+
+
+def test_the_fingerprint_fields_are_pydantics_dump() -> None:
+    """``fingerprint_fields`` (read off the model) equals pydantic's JSON-mode dump without the
+    PIN, for bodies with and without each optional field."""
+    cases: list[dict[str, Any]] = [
+        {},
+        {"pin": "123456", "picking_min": 0},
+        {"ready_at": "2026-11-29T11:30:00.5+08:00"},
+        {"address": "Building 4\u00e9", "size_bags": 3, "source": "shop.app"},
+        {"dropoff_lat": 34.6, "dropoff_lon": 119.0, "external_id": "x" * 128},
+    ]
+    for overrides in cases:
+        order_in = OrderCreate.model_validate(order_body(**overrides))
+        expected = order_in.model_dump(mode="json", exclude={"pin"})
+        assert fingerprint_fields(order_in) == expected
+        assert json.dumps(fingerprint_fields(order_in)) == json.dumps(expected)
