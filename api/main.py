@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -18,7 +19,7 @@ from sqlalchemy import text
 from api.config import Settings, get_settings
 from api.db import create_db_engine
 from api.deps import EngineDep, group_commit_of
-from api.dispatch import run_dispatch_loop
+from api.dispatch import new_worker_id, release_leases, run_dispatch_loop
 from api.engine import warm_up
 from api.errors import BodySizeLimit, install_error_handlers
 from api.migrations import upgrade
@@ -52,6 +53,8 @@ V1_RESOURCES = (
     webhook_endpoints,
 )
 
+logger = logging.getLogger("api.main")
+
 
 @health_router.get("/healthz")
 def healthz(engine: EngineDep) -> dict[str, str]:
@@ -59,6 +62,19 @@ def healthz(engine: EngineDep) -> dict[str, str]:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
     return {"status": "ok"}
+
+
+async def _release_leases(app: FastAPI, owner_id: str, now: datetime) -> None:
+    """At shutdown, the dispatch leases of this process's loop end now (``release_leases``),
+    through the group writer: after any trips the loop still had queued there."""
+    try:
+        released = await group_commit_of(app).run(
+            functools.partial(release_leases, owner_id=owner_id, now=now)
+        )
+    except Exception:  # a stopping process must still stop: its leases then simply lapse
+        logger.exception("releasing the dispatch leases of %s failed", owner_id)
+        return
+    logger.info("released %d dispatch leases of %s", released, owner_id)
 
 
 def create_app(
@@ -75,9 +91,12 @@ def create_app(
         upgrade(engine)  # Alembic migrations to head
         warm_up(dispatch=settings.dispatch_enabled)
         loops = []
+        owner_id = new_worker_id()
         if settings.dispatch_enabled:
             writer = functools.partial(group_commit_of, _app)
-            loops.append(asyncio.create_task(run_dispatch_loop(engine, settings, clock, writer)))
+            loops.append(
+                asyncio.create_task(run_dispatch_loop(engine, settings, clock, writer, owner_id))
+            )
         if settings.webhook_delivery_enabled:
             loops.append(asyncio.create_task(run_delivery_loop(engine, settings, clock)))
         yield
@@ -85,6 +104,8 @@ def create_app(
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
+        if settings.dispatch_enabled:
+            await _release_leases(_app, owner_id, clock())
         engine.dispose()
 
     app = FastAPI(

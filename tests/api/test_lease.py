@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 import api.dispatch
+from api.config import Settings
 from api.db import writer
 from api.dispatch import (
     LEASE_TICKS,
@@ -22,11 +24,21 @@ from api.dispatch import (
     acquire_lease,
     dispatch_all,
     dispatch_shop,
+    release_leases,
 )
 from api.engine import ShopPlan
+from api.main import create_app
 from api.models import Shop, ShopLease
-from tests.api.conftest import Factory
-from tests.api.factories import TICK_S, FakeClock, ShopHandle, count_rows, order_body, rider_body
+from tests.api.conftest import Factory, create_shop
+from tests.api.factories import (
+    ADMIN_TOKEN,
+    TICK_S,
+    FakeClock,
+    ShopHandle,
+    count_rows,
+    order_body,
+    rider_body,
+)
 
 LEASE_S = LEASE_TICKS * TICK_S
 
@@ -213,3 +225,60 @@ def test_renewing_keeps_the_epoch_retaking_after_expiry_does_not(
     clock.advance(LEASE_S + 1)
     again = take(engine, shop, "w1", clock())
     assert again is not None and again.epoch == 2
+
+
+def release(engine: Engine, owner_id: str, now: datetime) -> int:
+    with Session(writer(engine)) as session:
+        released = release_leases(session, owner_id, now)
+        session.commit()
+    return released
+
+
+def test_a_released_lease_is_taken_at_once_and_its_holder_writes_nothing(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """Releasing ends only the worker's own unexpired leases; another worker takes them at
+    once with the next epoch, and the released holder's late write is refused."""
+    shop, other = make_shop(), make_shop(name="Fruit corner")
+    on_duty_rider(client, shop)
+    post_order(client, shop, "A-1")
+    held = take(engine, shop, "w1", clock())
+    assert held is not None and take(engine, other, "w3", clock()) is not None
+    assert release(engine, "w1", clock()) == 1
+    assert release(engine, "w1", clock()) == 0  # nothing unexpired left
+    assert take(engine, other, "w2", clock()) is None  # w3's lease is untouched
+    taken = take(engine, shop, "w2", clock())
+    assert taken is not None and (taken.owner_id, taken.epoch) == ("w2", 2)
+    with Session(writer(engine), expire_on_commit=False) as session:
+        shop_row = session.get(Shop, uuid.UUID(shop.id))
+        assert shop_row is not None
+        with pytest.raises(LeaseLost):
+            dispatch_shop(session, shop_row, clock(), tick_s=TICK_S, lease=held)
+    assert count_rows(engine, "trips") == 0
+
+
+def test_a_stopping_service_releases_its_dispatch_leases(database_url: str) -> None:
+    """A service that stops ends the leases its dispatch loop holds, so that another process
+    dispatches those shops at its next tick rather than after ``LEASE_TICKS`` ticks."""
+    clock = FakeClock()
+    settings = Settings(
+        database_url=database_url,
+        admin_token=SecretStr(ADMIN_TOKEN),
+        tick_s=1,
+        webhook_delivery_enabled=False,
+    )
+    app = create_app(settings, clock=clock)
+    with TestClient(app) as client:
+        shop = create_shop(client)
+        on_duty_rider(client, shop)
+        post_order(client, shop, "A-1")
+        engine: Engine = app.state.engine
+        for _ in range(100):  # the loop's next tick takes the lease (1 s ticks)
+            with Session(engine) as session:
+                if session.get(ShopLease, uuid.UUID(shop.id)) is not None:
+                    break
+            threading.Event().wait(0.1)
+    row = lease_row(engine, shop)
+    assert row.expires_at <= clock()
+    taken = take(engine, shop, "next-process", clock())
+    assert taken is not None and taken.epoch == row.epoch + 1
