@@ -352,8 +352,8 @@ def store_decision(
 
     With ``recheck`` (a plan made outside this transaction) a trip is stored only when each of
     its orders is still pending, off any trip and unchanged since the snapshot, and its rider is
-    still on duty with no active trip; otherwise it is dropped, and its orders are planned again
-    at the next tick.
+    still on duty, still serving the shop and with no active trip; otherwise it is dropped, and
+    its orders are planned again at the next tick.
 
     Core statements, not ORM rows: a read of the snapshot orders' state, then one INSERT per
     trip and one executemany each for its stops, its orders' assignment and their ``assigned``
@@ -376,7 +376,14 @@ def store_decision(
         planned_riders = [trip.rider_id for trip in decision.plan.trips]
         available = set(
             session.exec(
-                select(Rider.id).where(col(Rider.id).in_(planned_riders), col(Rider.on_duty))
+                select(Rider.id).where(
+                    col(Rider.id).in_(planned_riders),
+                    col(Rider.on_duty),
+                    # still serving the shop: the admin may have unlinked it meanwhile
+                    col(Rider.id).in_(
+                        select(RiderShop.rider_id).where(RiderShop.shop_id == decision.shop_id)
+                    ),
+                )
             ).all()
         )
         taken |= set(_busy_riders(session, planned_riders))

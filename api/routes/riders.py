@@ -1,9 +1,10 @@
 """Riders of a shop: registration, reads, going on or off duty, and reported positions.
 
 A rider is registered by its home shop (``riders.shop_id``) and serves the shops linked to it in
-``rider_shops``: its home shop, and any other the admin links (``POST /v1/riders/{id}/shops``),
-so that the shops of a circle can share a pool. A shop's key sees and manages the riders serving
-that shop, and no other; a rider's trip is shown only to the shop of that trip.
+``rider_shops``: its home shop, and any other the admin links (``POST /v1/riders/{id}/shops``)
+until the admin unlinks it (``DELETE /v1/riders/{id}/shops/{shop_id}``), so that the shops of a
+circle can share a pool. A shop's key sees and manages the riders serving that shop, and no
+other; a rider's trip is shown only to the shop of that trip.
 """
 
 from __future__ import annotations
@@ -218,5 +219,45 @@ def link_rider_shop(
         raise not_found("shop")
     if session.get(RiderShop, (rider.id, link_in.shop_id)) is None:
         session.add(RiderShop(rider_id=rider.id, shop_id=link_in.shop_id, created_at=now))
+        session.commit()
+    return rider_shops_public(session, rider)
+
+
+@router.delete(
+    "/{rider_id}/shops/{shop_id}",
+    dependencies=[AdminDep],
+    responses={
+        404: {"model": ErrorPublic, "description": "No such rider or shop."},
+        409: {
+            "model": ErrorPublic,
+            "description": "`home_shop`: the rider's home shop; `trip_in_progress`: the rider "
+            "has a committed or picked-up trip of that shop.",
+        },
+    },
+)
+def unlink_rider_shop(
+    rider_id: uuid.UUID, shop_id: uuid.UUID, session: SessionDep
+) -> RiderShopsPublic:
+    """Stop the rider serving a linked shop (admin token): that shop's dispatch gives it no more
+    trips and that shop's keys no longer see it. Unlinking a shop it does not serve changes
+    nothing. Its home shop cannot be unlinked (409 ``home_shop``), nor a shop whose trip it is
+    carrying (409 ``trip_in_progress``: unlink once it is delivered)."""
+    rider = session.get(Rider, rider_id, with_for_update=True)
+    if rider is None:
+        raise not_found("rider")
+    if session.get(Shop, shop_id) is None:
+        raise not_found("shop")
+    if shop_id == rider.shop_id:
+        raise AppError(409, "home_shop", "a rider's home shop cannot be unlinked")
+    link = session.get(RiderShop, (rider.id, shop_id))
+    if link is not None:
+        trip = active_trip(session, rider.id)
+        if trip is not None and trip.shop_id == shop_id:
+            raise AppError(
+                409,
+                "trip_in_progress",
+                f"the rider is carrying trip {trip.id} of this shop; unlink it once delivered",
+            )
+        session.delete(link)
         session.commit()
     return rider_shops_public(session, rider)

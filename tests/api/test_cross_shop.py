@@ -30,6 +30,7 @@ ROUTES_WITH_IDS = {
     ("POST", "/v1/riders/{rider_id}/location"),
     ("GET", "/v1/riders/{rider_id}/trip"),
     ("POST", "/v1/riders/{rider_id}/shops"),
+    ("DELETE", "/v1/riders/{rider_id}/shops/{shop_id}"),
     ("POST", "/v1/trips/{trip_id}/pickup"),
     ("POST", "/v1/orders/{order_id}/deliver"),
     ("POST", "/v1/orders/{order_id}/fail"),
@@ -50,7 +51,10 @@ BODIES = {
     ("POST", "/v1/orders/{order_id}/fail"): {"reason": "nobody home", "retry": False},
 }
 # Routes for the admin token only: a shop key gets 401 whatever the id.
-ADMIN_ONLY = {("POST", "/v1/riders/{rider_id}/shops")}
+ADMIN_ONLY = {
+    ("POST", "/v1/riders/{rider_id}/shops"),
+    ("DELETE", "/v1/riders/{rider_id}/shops/{shop_id}"),
+}
 # Routes authenticated by a webhook signature, not a key: a key alone gets 401 (a signed event
 # naming another shop is 401 too, see test_webhooks_in.py).
 SIGNED = {("POST", "/v1/webhooks/{source}")}
@@ -106,6 +110,9 @@ def test_other_shops_objects_are_404(
         ("POST", "/v1/riders/{rider_id}/location"): f"/v1/riders/{rider['id']}/location",
         ("GET", "/v1/riders/{rider_id}/trip"): f"/v1/riders/{rider['id']}/trip",
         ("POST", "/v1/riders/{rider_id}/shops"): f"/v1/riders/{rider['id']}/shops",
+        ("DELETE", "/v1/riders/{rider_id}/shops/{shop_id}"): (
+            f"/v1/riders/{rider['id']}/shops/{shop_a.id}"
+        ),
         ("POST", "/v1/trips/{trip_id}/pickup"): f"/v1/trips/{trip['id']}/pickup",
         ("POST", "/v1/orders/{order_id}/deliver"): f"/v1/orders/{order['id']}/deliver",
         ("POST", "/v1/orders/{order_id}/fail"): f"/v1/orders/{order['id']}/fail",

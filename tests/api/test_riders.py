@@ -3,23 +3,29 @@ the shops a rider serves."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from api.db import writer
+from api.dispatch import LEASE_TICKS, dispatch_all, lease_and_store, read_decision
 from tests.api.conftest import Factory
 from tests.api.factories import (
     ADMIN,
     INSIDE_LAT,
     INSIDE_LON,
     START,
+    TICK_S,
     FakeClock,
     ShopHandle,
     assert_error,
     count_rows,
+    order_body,
     rider_body,
 )
 
@@ -274,3 +280,93 @@ def test_linking_needs_the_admin_and_existing_objects(
     for bad in ({}, {"shop_id": "nope"}, {"shop_id": other.id, "extra": 1}, [other.id]):
         assert_error(client.post(url, json=bad, headers=ADMIN), 422)
     assert count_rows(engine, "rider_shops") == 1
+
+
+def linked_rider(client: TestClient, home: ShopHandle, other: ShopHandle) -> dict[str, Any]:
+    """A rider of ``home`` on duty, linked to ``other`` too."""
+    rider = post_rider(client, home)
+    linked = client.post(
+        f"/v1/riders/{rider['id']}/shops", json={"shop_id": other.id}, headers=ADMIN
+    )
+    assert linked.status_code == 200, linked.text
+    duty = client.post(
+        f"/v1/riders/{rider['id']}/duty", json={"on_duty": True}, headers=home.headers
+    )
+    assert duty.status_code == 200, duty.text
+    return rider
+
+
+def test_admin_unlinks_a_rider_from_a_shop(
+    client: TestClient, make_shop: Factory, engine: Engine
+) -> None:
+    """DELETE /v1/riders/{id}/shops/{shop_id} (admin): the rider serves its home shop only and
+    the other shop's key no longer sees it; unlinking again changes nothing; the home shop is
+    409 ``home_shop``; a shop key 401, a missing rider or shop 404."""
+    home, other = make_shop(), make_shop(name="Fruit corner")
+    rider = linked_rider(client, home, other)
+    url = f"/v1/riders/{rider['id']}/shops/{other.id}"
+    for headers in (home.headers, other.headers, {}):
+        assert_error(client.delete(url, headers=headers), 401, "unauthorized")
+    expected = {"rider_id": rider["id"], "home_shop_id": home.id, "shop_ids": [home.id]}
+    for _ in range(2):
+        response = client.delete(url, headers=ADMIN)
+        assert (response.status_code, response.json()) == (200, expected)
+    assert count_rows(engine, "rider_shops") == 1
+    assert_error(client.get(f"/v1/riders/{rider['id']}", headers=other.headers), 404, "not_found")
+    assert client.get(f"/v1/riders/{rider['id']}", headers=home.headers).status_code == 200
+    home_url = f"/v1/riders/{rider['id']}/shops/{home.id}"
+    assert_error(client.delete(home_url, headers=ADMIN), 409, "home_shop")
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert_error(
+        client.delete(f"/v1/riders/{missing}/shops/{other.id}", headers=ADMIN), 404, "not_found"
+    )
+    assert_error(
+        client.delete(f"/v1/riders/{rider['id']}/shops/{missing}", headers=ADMIN), 404, "not_found"
+    )
+    assert count_rows(engine, "rider_shops") == 1
+
+
+def test_a_rider_carrying_a_trip_of_the_shop_is_not_unlinked(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """While the rider carries a trip of the linked shop, unlinking it is 409
+    ``trip_in_progress`` and nothing changes; once delivered it is unlinked."""
+    home, other = make_shop(), make_shop(name="Fruit corner")
+    rider = linked_rider(client, home, other)
+    order = client.post("/v1/orders", json=order_body(external_id="F-1"), headers=other.headers)
+    assert order.status_code == 201, order.text
+    assert dispatch_all(engine, clock(), TICK_S) == 1
+    trip = client.get(f"/v1/riders/{rider['id']}/trip", headers=other.headers).json()
+    url = f"/v1/riders/{rider['id']}/shops/{other.id}"
+    assert_error(client.delete(url, headers=ADMIN), 409, "trip_in_progress")
+    assert count_rows(engine, "rider_shops") == 2
+    pickup = client.post(f"/v1/trips/{trip['id']}/pickup", headers=other.headers)
+    assert pickup.status_code == 200, pickup.text
+    order_id = order.json()["id"]
+    delivered = client.post(
+        f"/v1/orders/{order_id}/deliver", json={"pin": order.json()["pin"]}, headers=other.headers
+    )
+    assert delivered.status_code == 200, delivered.text
+    assert client.delete(url, headers=ADMIN).status_code == 200
+    assert count_rows(engine, "rider_shops") == 1
+
+
+def test_a_plan_made_before_the_unlink_is_not_stored(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """A shop planned outside the write with a rider the admin then unlinks stores no trip for
+    that rider (the store rechecks who serves the shop); the order stays pending."""
+    home, other = make_shop(), make_shop(name="Fruit corner")
+    rider = linked_rider(client, home, other)
+    order = client.post("/v1/orders", json=order_body(external_id="F-1"), headers=other.headers)
+    assert order.status_code == 201, order.text
+    decision = read_decision(engine, uuid.UUID(other.id), clock(), TICK_S)
+    assert decision is not None and len(decision.plan.trips) == 1
+    unlink = client.delete(f"/v1/riders/{rider['id']}/shops/{other.id}", headers=ADMIN)
+    assert unlink.status_code == 200, unlink.text
+    with Session(writer(engine)) as session:
+        stored = lease_and_store(session, decision, "w1", clock(), LEASE_TICKS * TICK_S)
+        session.commit()
+    assert stored == 0 and count_rows(engine, "trips") == 0
+    status = client.get(f"/v1/orders/{order.json()['id']}", headers=other.headers).json()
+    assert status["status"] == "pending"
