@@ -30,8 +30,10 @@ with jitter (``backoff_s``) until ``webhook_retry_window_s`` (at least 24 h) sin
 recording loses nothing: the lease ends and the event is sent again with the same id. Delivery
 is therefore at least once; receivers deduplicate on the event id.
 
-``run_delivery_loop`` runs ``deliver_due`` every ``webhook_poll_s`` in the app's lifespan and,
-every hour, ``api.inbound.purge_inbound_events``.
+``deliver_due`` sends in ``DELIVERY_LANES`` threads and never to one endpoint twice at once, so
+a receiver that answers slowly or times out holds up its own deliveries, not other endpoints'.
+``run_delivery_loop`` runs it every ``webhook_poll_s`` in the app's lifespan and, every hour,
+``api.inbound.purge_inbound_events``.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ import json
 import logging
 import random
 import secrets
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,6 +92,8 @@ BACKOFF_MAX_S = 3_600
 BACKOFF_JITTER = 0.25
 # Deliveries sent per call of ``deliver_due`` at most (the loop calls it again at once when full).
 MAX_PER_PASS = 50
+# Deliveries in flight at once in one worker, each to a different endpoint.
+DELIVERY_LANES = 4
 # Longest error text stored, and body of a failed answer quoted in it.
 ERROR_CHARS = 256
 USER_AGENT = "Quarterhour-Webhooks/1"
@@ -213,6 +219,7 @@ class Claim:
     delivery_id: uuid.UUID
     lease_token: str
     attempt: int
+    endpoint_id: uuid.UUID
     url: str
     secret: str
     event_id: str
@@ -231,8 +238,8 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _due(now: datetime) -> Any:
-    return (
+def _due(now: datetime, skip_endpoints: Collection[uuid.UUID]) -> Any:
+    query = (
         select(WebhookDelivery)
         .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
         .where(
@@ -243,16 +250,22 @@ def _due(now: datetime) -> Any:
         .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.event_id))
         .limit(1)
     )
+    if skip_endpoints:
+        query = query.where(col(WebhookDelivery.endpoint_id).not_in(list(skip_endpoints)))
+    return query
 
 
-def claim_next(engine: Engine, now: datetime, lease_s: int) -> Claim | None:
-    """Claim the most overdue pending delivery of a live endpoint (one write transaction,
-    taken only when a read finds one due: an idle worker never holds SQLite's write lock)."""
+def claim_next(
+    engine: Engine, now: datetime, lease_s: int, skip_endpoints: Collection[uuid.UUID] = ()
+) -> Claim | None:
+    """Claim the most overdue pending delivery of a live endpoint not in ``skip_endpoints`` (one
+    write transaction, taken only when a read finds one due: an idle worker never holds
+    SQLite's write lock)."""
     with Session(engine) as session:
-        if session.exec(_due(now)).first() is None:
+        if session.exec(_due(now, skip_endpoints)).first() is None:
             return None
     with Session(writer(engine), expire_on_commit=False) as session:
-        query = _due(now)
+        query = _due(now, skip_endpoints)
         if not is_sqlite(engine):
             query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
         delivery = session.exec(query).first()
@@ -270,6 +283,7 @@ def claim_next(engine: Engine, now: datetime, lease_s: int) -> Claim | None:
             delivery_id=delivery.id,
             lease_token=token,
             attempt=delivery.attempts + 1,
+            endpoint_id=endpoint.id,
             url=endpoint.url,
             secret=endpoint.secret,
             event_id=event.id,
@@ -365,22 +379,43 @@ def deliver_due(
     *,
     limit: int = MAX_PER_PASS,
     rng: random.Random | None = None,
+    lanes: int = DELIVERY_LANES,
 ) -> int:
-    """Send up to ``limit`` deliveries due at ``now``, one after the other; how many were sent.
+    """Send up to ``limit`` deliveries due at ``now``, ``lanes`` at a time and never two to one
+    endpoint at once; how many were sent.
 
     Tests drive it by hand with a fake ``now``; the loop passes the app's clock.
     """
+    in_flight: set[uuid.UUID] = set()  # endpoints with a delivery being sent
+    guard = threading.Lock()
     sent = 0
-    while sent < limit:
-        claim = claim_next(engine, now, settings.webhook_lease_s)
-        if claim is None:
-            break
-        outcome = send(claim, now, settings.webhook_timeout_s)
-        if not record(engine, claim, outcome, now, settings, rng):
-            logger.warning(
-                "delivery %s: lease lost before its outcome was stored", claim.delivery_id
-            )
-        sent += 1
+
+    def take() -> Claim | None:
+        nonlocal sent
+        with guard:  # claims one at a time, so that no endpoint is claimed twice
+            if sent >= limit:
+                return None
+            claim = claim_next(engine, now, settings.webhook_lease_s, in_flight)
+            if claim is not None:
+                in_flight.add(claim.endpoint_id)
+                sent += 1
+            return claim
+
+    def lane() -> None:
+        while (claim := take()) is not None:
+            try:
+                outcome = send(claim, now, settings.webhook_timeout_s)
+                if not record(engine, claim, outcome, now, settings, rng):
+                    logger.warning(
+                        "delivery %s: lease lost before its outcome was stored", claim.delivery_id
+                    )
+            finally:
+                with guard:
+                    in_flight.discard(claim.endpoint_id)
+
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="webhook-lane") as pool:
+        for running in [pool.submit(lane) for _ in range(lanes)]:
+            running.result()  # a lane's error (the database's) is the pass's
     return sent
 
 

@@ -354,6 +354,44 @@ def test_concurrent_workers_send_each_event_once(
     assert len(ids) == 12 and len(set(ids)) == 12
 
 
+def test_a_slow_endpoint_holds_up_only_its_own_deliveries(
+    client: TestClient, make_shop: Factory, engine: Engine, settings: Settings
+) -> None:
+    """While one endpoint's receiver holds its request, another endpoint's events, queued
+    after it, are all delivered; the held endpoint gets no second request meanwhile."""
+    slow, fast = Receiver(), Receiver()
+    try:
+        slow_shop, fast_shop = make_shop(), make_shop(name="Fruit corner")
+        add_endpoint(client, slow_shop, slow.url, ["order.accepted"])
+        fast_endpoint = add_endpoint(client, fast_shop, fast.url, ["order.accepted"])
+        for n in range(3):
+            body = order_body(external_id=f"S-{n}")
+            client.post("/v1/orders", json=body, headers=slow_shop.headers)
+        for n in range(3):
+            body = order_body(external_id=f"F-{n}")
+            client.post("/v1/orders", json=body, headers=fast_shop.headers)
+        slow.hold.clear()
+        sent: list[int] = []
+        worker = threading.Thread(target=lambda: sent.append(deliver_due(engine, START, settings)))
+        worker.start()
+        try:
+            assert slow.arrived.wait(timeout=30), "the slow endpoint's first event never came"
+            for _ in range(300):
+                if len(fast.requests) == 3:
+                    break
+                threading.Event().wait(0.1)
+            assert len(fast.requests) == 3 and len(slow.requests) == 1
+            statuses = {d["status"] for d in deliveries(client, fast_shop, fast_endpoint["id"])}
+            assert statuses == {"delivered"}
+        finally:
+            slow.hold.set()
+            worker.join(timeout=60)
+        assert sent == [6] and len(slow.requests) == 3
+    finally:
+        slow.close()
+        fast.close()
+
+
 def test_an_eta_move_over_the_threshold_is_announced(
     client: TestClient, shop: ShopHandle, engine: Engine, receiver: Receiver
 ) -> None:
