@@ -34,6 +34,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Select, bindparam, exi
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from api.config import Settings
 from api.db import writer
@@ -115,18 +116,24 @@ def acquire_lease(
     return lease
 
 
+def _locked_leases(condition: ColumnElement[bool] | bool) -> SelectOfScalar[ShopLease]:
+    """The lease rows matching ``condition``, locked until the transaction ends (PostgreSQL) and
+    read fresh, not from the session's identity map."""
+    return (
+        select(ShopLease)
+        .where(condition)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
 def take_lease(
     session: Session, shop_id: uuid.UUID, owner_id: str, now: datetime, lease_s: int
 ) -> Lease | None:
     """``acquire_lease`` flushed, not committed (raises ``IntegrityError`` when a concurrent
     worker inserted the shop's first lease row)."""
     expires_at = now.astimezone(UTC) + timedelta(seconds=lease_s)
-    row = session.exec(
-        select(ShopLease)
-        .where(ShopLease.shop_id == shop_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+    row = session.exec(_locked_leases(ShopLease.shop_id == shop_id)).first()
     if row is None:
         row = ShopLease(shop_id=shop_id, owner_id=owner_id, epoch=1, expires_at=expires_at)
     elif row.owner_id != owner_id and row.expires_at > now:
@@ -147,12 +154,7 @@ def release_leases(session: Session, owner_id: str, now: datetime) -> int:
     after ``LEASE_TICKS``. The epochs stay: the next holder's is one more, and a late write of
     the stopped worker is refused as expired (``check_lease``).
     """
-    rows = session.exec(
-        select(ShopLease)
-        .where(ShopLease.owner_id == owner_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
+    rows = session.exec(_locked_leases(ShopLease.owner_id == owner_id)).all()
     released = [row for row in rows if row.expires_at > now]
     for row in released:
         row.expires_at = now.astimezone(UTC)
@@ -164,12 +166,7 @@ def release_leases(session: Session, owner_id: str, now: datetime) -> int:
 def check_lease(session: Session, lease: Lease, now: datetime) -> None:
     """Raise ``LeaseLost`` unless ``lease`` still holds at ``now``; locks the lease row until the
     transaction ends (PostgreSQL), so that no takeover can happen before its commit."""
-    row = session.exec(
-        select(ShopLease)
-        .where(ShopLease.shop_id == lease.shop_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+    row = session.exec(_locked_leases(ShopLease.shop_id == lease.shop_id)).first()
     if row is None or (row.owner_id, row.epoch) != (lease.owner_id, lease.epoch):
         held = "nobody" if row is None else f"{row.owner_id} at epoch {row.epoch}"
         raise LeaseLost(
