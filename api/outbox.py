@@ -401,8 +401,8 @@ def deliver_due(
                 sent += 1
             return claim
 
-    def lane() -> None:
-        while (claim := take()) is not None:
+    def lane(claim: Claim | None) -> None:
+        while claim is not None:
             try:
                 outcome = send(claim, now, settings.webhook_timeout_s)
                 if not record(engine, claim, outcome, now, settings, rng):
@@ -412,10 +412,17 @@ def deliver_due(
             finally:
                 with guard:
                     in_flight.discard(claim.endpoint_id)
+            claim = take()
 
+    first = take()
+    if first is None:  # nothing due (the idle loop's every pass): one read, no lane started
+        return 0
     with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="webhook-lane") as pool:
-        for running in [pool.submit(lane) for _ in range(lanes)]:
-            running.result()  # a lane's error (the database's) is the pass's
+        # the other lanes claim their first delivery themselves, in their own threads
+        running = [pool.submit(lane, first)]
+        running += [pool.submit(lambda: lane(take())) for _ in range(lanes - 1)]
+        for lane_run in running:
+            lane_run.result()  # a lane's error (the database's) is the pass's
     return sent
 
 
