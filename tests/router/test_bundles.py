@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.bundles import LATE_WEIGHT, BundleLimits, Bundles, build_bundles
+from router.bundles import LATE_WEIGHT, BundleLimits, Bundles, build_bundles, unique_rows
 from tests import naive
 
 SHOPS = ((34.5965, 119.2215), (34.6010, 119.2290))
@@ -250,3 +250,20 @@ def test_capacity_zero_shop_has_no_bundles() -> None:
         limits=BundleLimits(),
     )
     assert case.build().n_bundles == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_values=st.sampled_from([1, 7, 300, 10**5]),
+    width=st.integers(1, 6),
+    n_rows=st.integers(0, 300),
+    seed=st.integers(0, 2**31),
+)
+def test_unique_rows_is_numpys_unique(n_values: int, width: int, n_rows: int, seed: int) -> None:
+    """Both of its ways (one key a row; lexsort when the keys would overflow) give exactly
+    ``np.unique(rows, axis=0)``, duplicates and -1 padding included."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(-1, n_values, (n_rows, width)).astype(np.int64)
+    rows = np.concatenate([rows, rows[: n_rows // 3]])  # some rows twice
+    expected = np.unique(rows, axis=0) if rows.shape[0] else rows
+    assert np.array_equal(unique_rows(rows, n_values), expected)
