@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, ge=0.1, le=60)
     webhook_lease_s: int = Field(default=60, ge=5, le=3_600)
     webhook_retry_window_s: int = Field(default=86_400, ge=86_400, le=30 * 86_400)
+    # Let endpoints be on loopback, private or link-local addresses (``api.netguard``): for a
+    # receiver on this machine or network (development, tests); off, such URLs get 422.
+    webhook_allow_private_urls: bool = False
 
     @model_validator(mode="after")
     def _lease_outlasts_an_attempt(self) -> Settings:

@@ -21,7 +21,8 @@ event: ids sort by creation), one at a time, in a short write transaction
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite): it moves
 ``next_attempt_at`` to the end of a lease (``webhook_lease_s``) and sets a fresh
 ``lease_token``. It then POSTs the body with urllib (in the worker's thread; no async HTTP
-client), signed with the endpoint's secret (``api.signing``; headers ``Quarterhour-Signature``,
+client; to public addresses only, no redirects, no environment proxy: ``api.netguard``),
+signed with the endpoint's secret (``api.signing``; headers ``Quarterhour-Signature``,
 ``Quarterhour-Event-Id``, ``Quarterhour-Event-Type``), and records the attempt in a second
 transaction, only if the lease token is still its own. A 2xx answer delivers; anything else
 (status, timeout, refused connection) schedules the next attempt after an exponential backoff
@@ -69,6 +70,7 @@ from api.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from api.netguard import open_guarded
 from api.signing import SIGNATURE_HEADER, signature_header
 
 logger = logging.getLogger("api.outbox")
@@ -294,8 +296,9 @@ def claim_next(
         return claim
 
 
-def send(claim: Claim, now: datetime, timeout_s: float) -> Outcome:
-    """POST the claimed event to its endpoint, signed at ``now``; never raises."""
+def send(claim: Claim, now: datetime, timeout_s: float, *, allow_private: bool = False) -> Outcome:
+    """POST the claimed event to its endpoint, signed at ``now``; never raises. Only to public
+    addresses unless ``allow_private``; no redirect is followed (``api.netguard``)."""
     request = urllib.request.Request(
         claim.url,
         data=claim.body,
@@ -312,7 +315,7 @@ def send(claim: Claim, now: datetime, timeout_s: float) -> Outcome:
     status_code: int | None = None
     error: str | None = None
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with open_guarded(request, timeout_s, allow_private=allow_private) as response:
             status_code = response.status
             response.read(1_024)
     except urllib.error.HTTPError as http_error:
@@ -404,7 +407,12 @@ def deliver_due(
     def lane(claim: Claim | None) -> None:
         while claim is not None:
             try:
-                outcome = send(claim, now, settings.webhook_timeout_s)
+                outcome = send(
+                    claim,
+                    now,
+                    settings.webhook_timeout_s,
+                    allow_private=settings.webhook_allow_private_urls,
+                )
                 if not record(engine, claim, outcome, now, settings, rng):
                     logger.warning(
                         "delivery %s: lease lost before its outcome was stored", claim.delivery_id

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
-from api.deps import CurrentShopDep, NowDep, SessionDep, fetch_page, get_owned
-from api.errors import not_found
+from api.deps import CurrentShopDep, NowDep, SessionDep, SettingsDep, fetch_page, get_owned
+from api.errors import AppError, not_found
 from api.models import (
     DeliveryStatus,
     OutboundEventType,
@@ -25,6 +25,7 @@ from api.models import (
     WebhookEndpointPublic,
     WebhookEndpointsPublic,
 )
+from api.netguard import url_problem
 from api.signing import generate_webhook_secret
 
 router = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"])
@@ -46,7 +47,11 @@ def delivery_public(delivery: WebhookDelivery) -> WebhookDeliveryPublic:
 
 @router.post("", status_code=201)
 def create_webhook_endpoint(
-    endpoint_in: WebhookEndpointCreate, session: SessionDep, shop: CurrentShopDep, now: NowDep
+    endpoint_in: WebhookEndpointCreate,
+    session: SessionDep,
+    shop: CurrentShopDep,
+    now: NowDep,
+    settings: SettingsDep,
 ) -> WebhookEndpointCreated:
     """Send the shop's order events of ``event_types`` to ``url`` from now on.
 
@@ -58,7 +63,13 @@ def create_webhook_endpoint(
     exponential backoff (30 s doubling up to an hour, with jitter) for 24 hours, then the
     delivery is ``dead`` (a replay sends it again). Delivery is at least once: deduplicate on
     the event id. ``secret``, given or made (``whsec_...``), is shown only in this reply.
+    Events go to public internet hosts only: a URL whose host is a loopback, private,
+    link-local or reserved address (or ``localhost``) gets 422 ``url_not_public``, and a host
+    name resolving only to such addresses fails each attempt; redirects are not followed.
     """
+    problem = None if settings.webhook_allow_private_urls else url_problem(endpoint_in.url)
+    if problem is not None:
+        raise AppError(422, "url_not_public", f"url: {problem}; webhooks go to public hosts only")
     secret = endpoint_in.secret or generate_webhook_secret()
     endpoint = WebhookEndpoint(
         shop_id=shop.id,

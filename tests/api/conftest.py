@@ -112,6 +112,7 @@ def start_client(database_url: str) -> Iterator[TestClient]:
         admin_token=SecretStr(ADMIN_TOKEN),
         dispatch_enabled=False,
         webhook_delivery_enabled=False,
+        webhook_allow_private_urls=True,  # the receivers of the tests are on loopback
     )
     with TestClient(create_app(settings, clock=FakeClock())) as client:
         yield client
@@ -138,6 +139,7 @@ def settings(database_url: str) -> Settings:
         admin_token=SecretStr(ADMIN_TOKEN),
         dispatch_enabled=False,
         webhook_delivery_enabled=False,
+        webhook_allow_private_urls=True,  # the receivers of the tests are on loopback
     )
 
 

@@ -291,7 +291,12 @@ from api.config import Settings
 from api.db import create_db_engine
 from api.outbox import deliver_due
 url, now = sys.argv[1], datetime.fromisoformat(sys.argv[2])
-settings = Settings(database_url=url, dispatch_enabled=False, webhook_delivery_enabled=False)
+settings = Settings(
+    database_url=url,
+    dispatch_enabled=False,
+    webhook_delivery_enabled=False,
+    webhook_allow_private_urls=True,
+)
 print("sent", deliver_due(create_db_engine(url), now, settings), flush=True)
 """
 
