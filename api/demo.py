@@ -55,6 +55,7 @@ DEMO_SHOP: dict[str, Any] = {
     "lon": 119.2215,
     "circle_walk_min": 15,
     "promise_min": 30,
+    "timezone": "Asia/Shanghai",
 }
 # name, mode, capacity in bags
 DEMO_RIDERS: tuple[tuple[str, str, int], ...] = (

@@ -1,7 +1,9 @@
-"""A shop's KPIs for one UTC day, by DESIGN.md's "Exact definitions" where they apply.
+"""A shop's KPIs for one day, by DESIGN.md's "Exact definitions" where they apply.
 
-The orders of a day are those *placed* during it (``[00:00, 24:00)`` UTC), whatever happened to
-them later; a day that is still running therefore counts its open orders as not (yet) on time.
+A day is the shop's: local midnight to midnight in its ``timezone`` (23 or 25 hours when
+daylight saving changes). The orders of a day are those *placed* during it, whatever happened
+to them later; a day that is still running therefore counts its open orders as not (yet) on
+time.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlmodel import Session, col, select
@@ -25,15 +28,23 @@ from api.models import (
 )
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """``[start, end)`` of the UTC day; 422 ``date_out_of_range`` for the last representable."""
-    start = datetime.combine(day, time(0), tzinfo=UTC)
+def day_bounds(day: date, timezone: str = "UTC") -> tuple[datetime, datetime]:
+    """``[start, end)`` in UTC of the local ``day`` in ``timezone``; 422 ``date_out_of_range``
+    for a day whose bounds are not representable (the first and last ones)."""
+    zone = ZoneInfo(timezone)
     try:
-        return start, start + timedelta(days=1)
+        start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     except OverflowError:
         raise AppError(
             422, "date_out_of_range", f"date {day.isoformat()} is out of range"
         ) from None
+    return start, end
+
+
+def local_date(moment: datetime, timezone: str) -> date:
+    """The day ``moment`` falls on in ``timezone``."""
+    return moment.astimezone(ZoneInfo(timezone)).date()
 
 
 def merged_seconds(
@@ -79,8 +90,8 @@ def rider_seconds(
 def shop_kpis(
     session: Session, shop: Shop, day: date, rider_ids: Sequence[uuid.UUID]
 ) -> ShopKpisPublic:
-    """The KPIs of ``shop`` on the UTC ``day``; ``rider_ids`` are the riders serving it."""
-    start, end = day_bounds(day)
+    """The KPIs of ``shop`` on its local ``day``; ``rider_ids`` are the riders serving it."""
+    start, end = day_bounds(day, shop.timezone)
     in_day = (
         Order.shop_id == shop.id,
         col(Order.placed_at) >= start,

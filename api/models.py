@@ -14,6 +14,7 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, ConfigDict, StrictBool, field_validator, model_validator
 from pydantic import Field as PydanticField
@@ -104,10 +105,40 @@ class ShopBase(SQLModel):
     promise_min: int = Field(default=30, ge=5, le=240)
     # Deliveries must carry the order's PIN (otherwise a PIN is checked only when given).
     require_pin: bool = False
+    # The IANA time zone of the shop's days (its KPIs' "date"), e.g. "Asia/Shanghai".
+    timezone: str = Field(
+        default="UTC", min_length=1, max_length=64, sa_column_kwargs={"server_default": "UTC"}
+    )
+
+
+def check_timezone(name: str) -> str:
+    """``name`` if it is an IANA time zone this machine knows, else ``ValueError``."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone name such as Asia/Shanghai or UTC") from None
+    return name
 
 
 class ShopCreate(ShopBase, InputModel):
     require_pin: StrictBool = False
+
+    @field_validator("timezone", mode="after")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return check_timezone(value)
+
+
+class ShopUpdate(InputModel):
+    """The shop settings a manager may change; fields left out stay as they are."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("timezone", mode="after")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
 
 
 class Shop(ShopBase, table=True):

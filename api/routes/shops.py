@@ -12,7 +12,7 @@ from sqlmodel import Session, col, func, select
 
 from api.deps import AdminDep, CurrentShopDep, ManagedShopDep, NowDep, SessionDep
 from api.errors import AppError, not_found
-from api.kpis import shop_kpis
+from api.kpis import local_date, shop_kpis
 from api.models import (
     ApiKey,
     ApiKeyCreated,
@@ -23,6 +23,7 @@ from api.models import (
     ShopCreated,
     ShopKpisPublic,
     ShopPublic,
+    ShopUpdate,
 )
 from api.security import generate_api_key, hash_api_key, key_prefix
 
@@ -58,6 +59,20 @@ def read_shop(shop_id: uuid.UUID, shop: CurrentShopDep) -> ShopPublic:
     """The shop of the calling key; any other shop is 404, as if it did not exist."""
     if shop.id != shop_id:
         raise not_found("shop")
+    return ShopPublic.model_validate(shop)
+
+
+@router.patch("/{shop_id}")
+def update_shop(shop_update: ShopUpdate, shop: ManagedShopDep, session: SessionDep) -> ShopPublic:
+    """Change the shop's ``name`` or ``timezone`` (its own key or the admin token); the fields
+    left out stay as they are. A new time zone changes which orders each KPI day counts."""
+    for name, value in shop_update.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise AppError(422, "validation_error", f"{name}: may be left out, not null")
+        setattr(shop, name, value)
+    session.add(shop)
+    session.commit()
+    session.refresh(shop)
     return ShopPublic.model_validate(shop)
 
 
@@ -106,12 +121,16 @@ def read_shop_kpis(
     now: NowDep,
     day: Annotated[
         date | None,
-        Query(alias="date", description="The UTC day, YYYY-MM-DD (default: today in UTC)."),
+        Query(
+            alias="date",
+            description="The shop's local day, YYYY-MM-DD (default: today in its time zone).",
+        ),
     ] = None,
 ) -> ShopKpisPublic:
-    """The shop's figures for one UTC day (its own key or the admin token).
+    """The shop's figures for one day in its ``timezone`` (its own key or the admin token).
 
-    - ``orders``: orders placed during the day (00:00 to 24:00 UTC), whatever their status now;
+    - ``orders``: orders placed during the day (local midnight to midnight: 23 or 25 hours on a
+      daylight-saving change), whatever their status now;
       ``delivered`` and ``cancelled``: those of them delivered, cancelled.
     - ``on_time_rate``: delivered no later than ``promised_at`` / (``orders`` - ``cancelled``),
       as DESIGN's definition (the service rejects at intake, so nothing is ``rejected``); orders
@@ -124,4 +143,4 @@ def read_shop_kpis(
     - ``orders_per_rider_hour``: ``delivered`` / ``rider_hours``; null without rider hours.
     """
     rider_ids = session.exec(select(RiderShop.rider_id).where(RiderShop.shop_id == shop.id)).all()
-    return shop_kpis(session, shop, day or now.date(), list(rider_ids))
+    return shop_kpis(session, shop, day or local_date(now, shop.timezone), list(rider_ids))

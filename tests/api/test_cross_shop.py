@@ -19,6 +19,7 @@ from tests.api.factories import (
 # Every route that names an object of a shop, as (method, path template).
 ROUTES_WITH_IDS = {
     ("GET", "/v1/shops/{shop_id}"),
+    ("PATCH", "/v1/shops/{shop_id}"),
     ("GET", "/v1/shops/{shop_id}/kpis"),
     ("POST", "/v1/shops/{shop_id}/keys"),
     ("DELETE", "/v1/shops/{shop_id}/keys/{key_id}"),
@@ -46,6 +47,7 @@ ROUTES_WITH_IDS = {
 }
 # Valid bodies, so that the answer is about whose object it is, not about the body.
 BODIES = {
+    ("PATCH", "/v1/shops/{shop_id}"): {"name": "Renamed"},
     ("POST", "/v1/riders/{rider_id}/duty"): {"on_duty": True},
     ("POST", "/v1/riders/{rider_id}/location"): {"lat": 34.6, "lon": 119.2},
     ("POST", "/v1/orders/{order_id}/fail"): {"reason": "nobody home", "retry": False},
@@ -99,6 +101,7 @@ def test_other_shops_objects_are_404(
     endpoint_path = f"/v1/webhook-endpoints/{endpoint['id']}"
     paths = {
         ("GET", "/v1/shops/{shop_id}"): f"/v1/shops/{shop_a.id}",
+        ("PATCH", "/v1/shops/{shop_id}"): f"/v1/shops/{shop_a.id}",
         ("GET", "/v1/shops/{shop_id}/kpis"): f"/v1/shops/{shop_a.id}/kpis",
         ("POST", "/v1/shops/{shop_id}/keys"): f"/v1/shops/{shop_a.id}/keys",
         ("DELETE", "/v1/shops/{shop_id}/keys/{key_id}"): f"/v1/shops/{shop_a.id}/keys/{key_a}",

@@ -21,6 +21,7 @@ from tests.api.factories import (
     order_body,
     rider_body,
     run_dispatch,
+    shop_body,
 )
 
 # FakeClock's start, 09:00 in Shanghai, is 01:00 UTC on 29 November.
@@ -169,3 +170,85 @@ def test_merged_seconds_merges_overlaps_and_clips() -> None:
     assert merged_seconds(spans, start, end) == (3 + 1 + 1) * 3600
     assert merged_seconds([(at(25), at(26))], start, end) == 0
     assert merged_seconds([], start, end) == 0
+
+
+def test_a_shops_day_is_its_local_day(
+    client: TestClient, make_shop: Factory, clock: FakeClock
+) -> None:
+    """A Shanghai shop (UTC+8): 28 Nov 17:00 UTC is 29 Nov 01:00 there and counts on the 29th,
+    28 Nov 15:30 UTC (23:30 there) on the 28th; a shift 28 Nov 12:00 to 29 Nov 00:00 UTC is
+    8 h of the local 29th; "today" is the local date."""
+    shop = make_shop(timezone="Asia/Shanghai")
+    assert shop.body["shop"]["timezone"] == "Asia/Shanghai"
+    rider(client, shop, [[utc(28, 12), utc(29, 0)]], on_duty=True)
+    for moment, name in ((datetime(2026, 11, 28, 15, 30, tzinfo=UTC), "late"), (T, "morning")):
+        clock.now = moment
+        place(client, shop, name)
+    clock.now = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
+    place(client, shop, "night")
+    clock.now = T
+    today = kpis(client, shop)
+    assert (today["date"], today["orders"], today["rider_hours"]) == ("2026-11-29", 2, 8.0)
+    day_before = kpis(client, shop, date="2026-11-28")
+    assert (day_before["orders"], day_before["rider_hours"]) == (1, 4.0)  # 20:00 to 24:00
+    clock.now = datetime(2026, 11, 29, 17, 0, tzinfo=UTC)  # 30 Nov, 01:00 in Shanghai
+    assert kpis(client, shop)["date"] == "2026-11-30"
+
+
+@pytest.mark.parametrize(("day", "hours"), [("2026-03-29", 23.0), ("2026-10-25", 25.0)])
+def test_a_daylight_saving_day_is_23_or_25_hours(
+    client: TestClient, make_shop: Factory, day: str, hours: float
+) -> None:
+    """Berlin's days of the clock change: a rider on shift all week counts 23 and 25 hours."""
+    shop = make_shop(timezone="Europe/Berlin")
+    year, month, date_of_month = (int(part) for part in day.split("-"))
+    start = datetime(year, month, date_of_month, tzinfo=UTC) - timedelta(days=2)
+    shifts = [
+        [(start + timedelta(days=i)).isoformat(), (start + timedelta(days=i + 1)).isoformat()]
+        for i in range(4)
+    ]
+    rider(client, shop, shifts, on_duty=False)
+    assert kpis(client, shop, date=day)["rider_hours"] == pytest.approx(hours)
+
+
+def test_changing_the_time_zone_moves_the_days(
+    client: TestClient, make_shop: Factory, clock: FakeClock
+) -> None:
+    """PATCH /v1/shops/{id}: a UTC shop's order of 28 Nov 20:00 UTC moves to the 29th when the
+    shop says it is in Shanghai; bad zones, nulls and unknown fields get 422, another shop's key
+    404, and the name can change too."""
+    shop, other = make_shop(), make_shop(name="Fruit corner")
+    assert shop.body["shop"]["timezone"] == "UTC"
+    clock.now = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
+    place(client, shop, "evening")
+    assert kpis(client, shop, date="2026-11-28")["orders"] == 1
+    url = f"/v1/shops/{shop.id}"
+    changed = client.patch(url, json={"timezone": "Asia/Shanghai"}, headers=shop.headers)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["timezone"] == "Asia/Shanghai"
+    assert client.get(url, headers=shop.headers).json()["timezone"] == "Asia/Shanghai"
+    assert kpis(client, shop, date="2026-11-28")["orders"] == 0
+    assert kpis(client, shop, date="2026-11-29")["orders"] == 1
+    renamed = client.patch(url, json={"name": "Wanrun 24h"}, headers=ADMIN)
+    assert renamed.json()["name"] == "Wanrun 24h" and renamed.json()["timezone"] == "Asia/Shanghai"
+    for body in (
+        {"timezone": "Mars/Olympus"},
+        {"timezone": "../etc/passwd"},
+        {"timezone": ""},
+        {"timezone": None},
+        {"name": None},
+        {"lat": 1.0},
+    ):
+        response = client.patch(url, json=body, headers=shop.headers)
+        assert_error(response, 422)
+        assert next(iter(body)) in response.json()["message"]
+    assert_error(client.patch(url, json={"name": "x"}, headers=other.headers), 404, "not_found")
+    assert client.get(url, headers=shop.headers).json()["name"] == "Wanrun 24h"
+
+
+def test_a_shop_created_with_an_unknown_time_zone_gets_422(client: TestClient) -> None:
+    response = client.post(
+        "/v1/shops", json={**shop_body(), "timezone": "Asia/Atlantis"}, headers=ADMIN
+    )
+    assert_error(response, 422, "validation_error")
+    assert "timezone" in response.json()["message"]
