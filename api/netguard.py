@@ -69,9 +69,9 @@ def _public_connection(host: str, port: int, timeout: Any) -> socket.socket:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     public = [info for info in infos if address_problem(str(info[4][0])) is None]
     if not public:
-        address = str(infos[0][4][0]) if infos else host
-        problem = address_problem(address) if infos else "does not resolve"
-        raise NotPublicError(f"not a public host: {host} ({address} {problem})")
+        first = str(infos[0][4][0]) if infos else host
+        problem = address_problem(first) if infos else "does not resolve"
+        raise NotPublicError(f"not a public host: {host} ({first} {problem})")
     last_error: OSError | None = None
     for family, kind, protocol, _, address in public:
         sock = socket.socket(family, kind, protocol)
