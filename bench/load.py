@@ -109,6 +109,7 @@ class Server:
     app: list[str]
     env: dict[str, str]
     log: Path
+    workers: int = 1
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -125,6 +126,8 @@ class Server:
                     "uvicorn",
                     *self.app,
                     *UVICORN_FLAGS,
+                    "--workers",
+                    str(self.workers),
                     "--port",
                     str(self.port),
                 ],
@@ -132,6 +135,7 @@ class Server:
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a SIGKILL reaches every worker
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -151,8 +155,8 @@ class Server:
     def stop(self, *, kill: bool = False) -> None:
         if self.process is None:
             return
-        if kill:
-            self.process.send_signal(signal.SIGKILL)
+        if kill:  # uvicorn's supervisor and its workers at once, none can flush
+            os.killpg(self.process.pid, signal.SIGKILL)
         else:
             self.process.terminate()
         self.process.wait(timeout=30)
@@ -301,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--app", default="api.main:create_app", help="the service's app factory (comparisons)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes, of the service and of the bare app alike",
+    )
     parser.add_argument("--ratio-users", type=int, default=16)
     parser.add_argument("--ratio-rounds", type=int, default=2)
     parser.add_argument("--ratio-round-s", type=int, default=15)
@@ -325,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             "QUARTERHOUR_DEMO_FEED": "0",
         },
         work / "service.log",
+        workers=args.workers,
     )
-    bare = Server("bare", ["bench.bare_app:app"], {}, work / "bare.log")
+    bare = Server("bare", ["bench.bare_app:app"], {}, work / "bare.log", workers=args.workers)
     print(f"load: working in {work}")
     try:
         service.start()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.routing import APIRoute
 from pydantic import AwareDatetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -22,7 +20,6 @@ from api.deps import (
     NowDep,
     SessionDep,
     fetch_page,
-    get_current_shop_read,
     get_owned,
     group_commit_of,
     now_of,
@@ -125,51 +122,6 @@ def intake_response(status_code: int, body_json: str, replayed: bool, pin: str |
 
 
 REPLAYED_HEADERS = {"Idempotent-Replayed": "true"}
-# ``IdempotencyKeyHeader``'s constraints, checked by hand on the fast path of ``IntakeRoute``
-# (a key this rejects goes to FastAPI's own validation, which words the error).
-IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
-
-
-class IntakeRoute(APIRoute):
-    """``POST /v1/orders`` with a fast path past FastAPI's per-request machinery.
-
-    FastAPI's handler parses the body, then solves the dependency graph (the shop's key, the
-    ``Idempotency-Key`` header, the body), each step general-purpose: for this one hot route it
-    cost more than the intake's own work on the event loop. The fast path does the same steps
-    for a well-formed request: a body of ``Content-Type: application/json`` that parses, a key
-    within ``IdempotencyKeyHeader``'s constraints, the shop from ``get_current_shop_read`` (its
-    401 raised as is: FastAPI runs that dependency before it reports any header or body error),
-    the body validated by the route's own body field (the same pydantic adapter, the same
-    call). Anything else (another content type, JSON that does not parse, a key or a body that
-    does not validate) goes to FastAPI's handler, which answers it exactly as before: the fast
-    path only ever answers what FastAPI would have answered the same way. The OpenAPI document
-    is the route's, unchanged.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        fastapi_handler = super().get_route_handler()
-        body_field = self.body_field
-        if body_field is None:  # pragma: no cover - the route declares its body
-            raise TypeError("IntakeRoute needs a route with a body")
-
-        async def handler(request: Request) -> Response:
-            headers = request.headers
-            if headers.get("content-type") != "application/json":
-                return await fastapi_handler(request)
-            try:
-                data = await request.json()
-            except Exception:  # not JSON, not UTF-8, nested too deep: FastAPI words the error
-                return await fastapi_handler(request)
-            key = headers.get("idempotency-key")
-            if key is not None and IDEMPOTENCY_KEY_RE.fullmatch(key) is None:
-                return await fastapi_handler(request)
-            shop = await get_current_shop_read(request)
-            order_in, errors = body_field.validate(data, {}, loc=("body",))
-            if errors or not isinstance(order_in, OrderCreate):
-                return await fastapi_handler(request)
-            return await take_intake(request, shop, order_in, key)
-
-        return handler
 
 
 async def create_order(
@@ -193,7 +145,7 @@ async def create_order(
     return await take_intake(request, shop, order_in, idempotency_key)
 
 
-# A well-formed intake is answered by ``IntakeRoute``'s fast path; FastAPI's handler (this
+# A well-formed intake is answered by its fast path (``api.fast``); FastAPI's handler (this
 # signature: validation, errors, OpenAPI) serves the rest.
 router.add_api_route(
     "",
@@ -209,7 +161,6 @@ router.add_api_route(
         },
         201: {"description": "The order was accepted and is durable; `pin` is shown this once."},
     },
-    route_class_override=IntakeRoute,
 )
 
 
@@ -283,22 +234,11 @@ async def cancel_order(
     return await group_commit.run(cancel)
 
 
-@router.post("/{order_id}/deliver")
-async def deliver_order(
-    order_id: uuid.UUID,
-    group_commit: GroupCommitDep,
-    shop: CurrentShopReadDep,
-    now: NowDep,
-    deliver_in: OrderDeliver | None = None,
-) -> OrderPublic:
-    """The rider handed the order over, with the customer's PIN as proof when given.
-
-    The order must be picked up first (409 ``order_not_picked_up``); delivering a delivered
-    order changes nothing. A PIN that is not the order's gets 422 ``wrong_pin``; no PIN gets
-    422 ``pin_required`` when the shop requires one (``require_pin``). Either way the order
-    stays as it was. The last stop of a trip delivered or failed makes the trip done.
-    """
-    pin = deliver_in.pin if deliver_in else None
+def deliver_work(
+    shop: Shop, order_id: uuid.UUID, pin: str | None, now: datetime
+) -> Callable[[Session], OrderPublic]:
+    """The write of ``POST /v1/orders/{order_id}/deliver`` (for the group writer); also the
+    fast path's (``api.fast``)."""
 
     def deliver(session: Session) -> OrderPublic:
         order = get_owned(session, Order, shop, order_id, "order", lock=True)
@@ -323,7 +263,26 @@ async def deliver_order(
         finish_trip_if_done(session, order.trip_id, now)
         return OrderPublic.model_validate(order)
 
-    return await group_commit.run(deliver)
+    return deliver
+
+
+@router.post("/{order_id}/deliver")
+async def deliver_order(
+    order_id: uuid.UUID,
+    group_commit: GroupCommitDep,
+    shop: CurrentShopReadDep,
+    now: NowDep,
+    deliver_in: OrderDeliver | None = None,
+) -> OrderPublic:
+    """The rider handed the order over, with the customer's PIN as proof when given.
+
+    The order must be picked up first (409 ``order_not_picked_up``); delivering a delivered
+    order changes nothing. A PIN that is not the order's gets 422 ``wrong_pin``; no PIN gets
+    422 ``pin_required`` when the shop requires one (``require_pin``). Either way the order
+    stays as it was. The last stop of a trip delivered or failed makes the trip done.
+    """
+    pin = deliver_in.pin if deliver_in else None
+    return await group_commit.run(deliver_work(shop, order_id, pin, now))
 
 
 @router.post("/{order_id}/fail")

@@ -10,7 +10,8 @@ other; a rider's trip is shown only to the shop of that trip.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -135,20 +136,11 @@ async def set_duty(
     return await group_commit.run(set_rider_duty)
 
 
-@router.post("/{rider_id}/location")
-async def report_location(
-    rider_id: uuid.UUID,
-    location_in: RiderLocation,
-    group_commit: GroupCommitDep,
-    shop: CurrentShopReadDep,
-    now: NowDep,
-) -> RiderPublic:
-    """Store the rider's position and its time (``at``, default now).
-
-    A position older than the one stored is ignored (reports may arrive out of order); one more
-    than two minutes ahead of the service's clock gets 422 ``location_in_future``. Written
-    through the group writer (``api.group_commit``).
-    """
+def location_work(
+    shop: Shop, rider_id: uuid.UUID, location_in: RiderLocation, now: datetime
+) -> Callable[[Session], RiderPublic]:
+    """The write of ``POST /v1/riders/{rider_id}/location`` (for the group writer); also the
+    fast path's (``api.fast``). 422 ``location_in_future`` at once, before any write."""
     at = location_in.at or now
     if at > now + MAX_LOCATION_AHEAD:
         raise AppError(
@@ -166,7 +158,33 @@ async def report_location(
             session.flush()
         return rider_public(session, rider)
 
-    return await group_commit.run(store_location)
+    return store_location
+
+
+@router.post("/{rider_id}/location")
+async def report_location(
+    rider_id: uuid.UUID,
+    location_in: RiderLocation,
+    group_commit: GroupCommitDep,
+    shop: CurrentShopReadDep,
+    now: NowDep,
+) -> RiderPublic:
+    """Store the rider's position and its time (``at``, default now).
+
+    A position older than the one stored is ignored (reports may arrive out of order); one more
+    than two minutes ahead of the service's clock gets 422 ``location_in_future``. Written
+    through the group writer (``api.group_commit``).
+    """
+    return await group_commit.run(location_work(shop, rider_id, location_in, now))
+
+
+def rider_trip(session: Session, shop: Shop, rider_id: uuid.UUID) -> TripPublic:
+    """What ``GET /v1/riders/{rider_id}/trip`` answers (also on the fast path, ``api.fast``)."""
+    rider = get_served_rider(session, shop, rider_id)
+    trip = active_trip(session, rider.id)
+    if trip is None or trip.shop_id != shop.id:
+        raise AppError(404, "no_trip", "the rider has no committed trip")
+    return trip_public(session, trip)
 
 
 @router.get(
@@ -186,11 +204,7 @@ def read_rider_trip(
     404 ``no_trip`` when the rider has no committed or picked-up trip for the calling shop (a
     shared rider's trip for another shop is that shop's data).
     """
-    rider = get_served_rider(session, shop, rider_id)
-    trip = active_trip(session, rider.id)
-    if trip is None or trip.shop_id != shop.id:
-        raise AppError(404, "no_trip", "the rider has no committed trip")
-    return trip_public(session, trip)
+    return rider_trip(session, shop, rider_id)
 
 
 def rider_shops_public(session: Session, rider: Rider) -> RiderShopsPublic:

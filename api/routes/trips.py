@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 
 from fastapi import APIRouter
 from sqlmodel import Session, col, select
 
 from api.deps import CurrentShopReadDep, GroupCommitDep, NowDep, get_owned
 from api.errors import AppError
-from api.models import Order, OrderStatus, Trip, TripPublic, TripStatus
+from api.models import Order, OrderStatus, Shop, Trip, TripPublic, TripStatus
 from api.outbox import ETA_CHANGE_THRESHOLD_S, set_eta
 from api.trips import add_event, trip_public
 
 router = APIRouter(prefix="/trips", tags=["trips"])
 
 
-@router.post("/{trip_id}/pickup")
-async def pick_up_trip(
-    trip_id: uuid.UUID, group_commit: GroupCommitDep, shop: CurrentShopReadDep, now: NowDep
-) -> TripPublic:
-    """The rider left the shop with the trip's orders: each assigned order is picked up.
-
-    Picking up a picked-up trip changes nothing; a done trip gets 409 ``trip_done``. A pickup
-    later than the planned departure by more than ``ETA_CHANGE_THRESHOLD_S`` (120 s) moves
-    each order's ETA back by the delay (``order.eta_changed`` to webhook endpoints); an early
-    or nearly punctual one leaves the ETAs as planned. Written through the group writer.
-    """
+def pickup_work(shop: Shop, trip_id: uuid.UUID, now: datetime) -> Callable[[Session], TripPublic]:
+    """The write of ``POST /v1/trips/{trip_id}/pickup`` (for the group writer); also the fast
+    path's (``api.fast``)."""
 
     def pick_up(session: Session) -> TripPublic:
         trip = get_owned(session, Trip, shop, trip_id, "trip", lock=True)
@@ -53,4 +47,18 @@ async def pick_up_trip(
             session.flush()
         return trip_public(session, trip)
 
-    return await group_commit.run(pick_up)
+    return pick_up
+
+
+@router.post("/{trip_id}/pickup")
+async def pick_up_trip(
+    trip_id: uuid.UUID, group_commit: GroupCommitDep, shop: CurrentShopReadDep, now: NowDep
+) -> TripPublic:
+    """The rider left the shop with the trip's orders: each assigned order is picked up.
+
+    Picking up a picked-up trip changes nothing; a done trip gets 409 ``trip_done``. A pickup
+    later than the planned departure by more than ``ETA_CHANGE_THRESHOLD_S`` (120 s) moves
+    each order's ETA back by the delay (``order.eta_changed`` to webhook endpoints); an early
+    or nearly punctual one leaves the ETAs as planned. Written through the group writer.
+    """
+    return await group_commit.run(pickup_work(shop, trip_id, now))

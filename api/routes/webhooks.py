@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -17,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from api.config import Settings
 from api.deps import EngineDep, GroupCommitDep, NowDep, SettingsDep
 from api.errors import AppError, describe_validation_errors
 from api.group_commit import GroupCommit
@@ -253,6 +255,19 @@ async def receive_event(
     ``pin``: the delivery PIN of an order this event created. An authentic event that is not
     valid (fields, circle rule): 422 and nothing is stored. Retry on 409, 413 excluded, 5xx.
     """
+    return await take_event(source, body, signature, engine, group_commit, settings, now)
+
+
+async def take_event(
+    source: str,
+    body: bytes,
+    signature: str | None,
+    engine: Engine,
+    group_commit: GroupCommit,
+    settings: Settings,
+    now: datetime,
+) -> InboundEventAck:
+    """``receive_event`` once its parameters are read (also the fast path's, ``api.fast``)."""
     try:
         timestamp, signatures = parse_signature_header(signature)
         check_timestamp(timestamp, now.timestamp(), settings.webhook_tolerance_s)
