@@ -227,12 +227,14 @@ def _has_free_rider(session: Session, serving: ColumnElement[bool]) -> bool:
 @dataclass(frozen=True)
 class ShopDecision:
     """One shop's plan and the state of the rows it was made from: each pending order's
-    ``updated_at`` and the riders that were busy (``store_decision`` checks them again)."""
+    ``updated_at``, the riders that were busy and each rider's mode and capacity
+    (``store_decision`` checks them again)."""
 
     shop_id: uuid.UUID
     plan: ShopPlan
     order_updated_ats: dict[uuid.UUID, datetime]
     busy_rider_ids: frozenset[uuid.UUID]
+    rider_profiles: dict[uuid.UUID, tuple[str, int]]
 
 
 def decide_shop(
@@ -308,6 +310,7 @@ def decide_shop(
         plan=plan,
         order_updated_ats={order.id: order.updated_at for order in orders},
         busy_rider_ids=frozenset(busy),
+        rider_profiles={rider.id: (str(rider.mode), rider.capacity_bags) for rider in riders},
     )
 
 
@@ -349,7 +352,8 @@ def store_decision(
 
     With ``recheck`` (a plan made outside this transaction) a trip is stored only when each of
     its orders is still pending, off any trip and unchanged since the snapshot, and its rider is
-    still on duty, still serving the shop and with no active trip; otherwise it is dropped, and
+    still on duty, still serving the shop, with the mode and capacity it was planned with and
+    with no active trip; otherwise it is dropped, and
     its orders are planned again at the next tick.
 
     Core statements, not ORM rows: a read of the snapshot orders' state, then one INSERT per
@@ -371,9 +375,10 @@ def store_decision(
     available: set[uuid.UUID] | None = None
     if recheck:
         planned_riders = [trip.rider_id for trip in decision.plan.trips]
-        available = set(
-            session.exec(
-                select(Rider.id).where(
+        available = {
+            rider_id
+            for rider_id, mode, capacity_bags in session.exec(
+                select(Rider.id, Rider.mode, Rider.capacity_bags).where(
                     col(Rider.id).in_(planned_riders),
                     col(Rider.on_duty),
                     # still serving the shop: the admin may have unlinked it meanwhile
@@ -382,7 +387,9 @@ def store_decision(
                     ),
                 )
             ).all()
-        )
+            # and planned with its present mode and capacity (its home shop may change them)
+            if decision.rider_profiles.get(rider_id) == (str(mode), capacity_bags)
+        }
         taken |= set(_busy_riders(session, planned_riders))
 
     def unchanged(order_id: uuid.UUID) -> bool:

@@ -281,6 +281,22 @@ def to_utc(value: datetime) -> datetime:
         raise ValueError("out of range") from None
 
 
+def check_shifts(shifts: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """``shifts`` in UTC and in order; ``ValueError`` for one not ending after it starts, one
+    over 24 hours or two overlapping."""
+    shifts = sorted((to_utc(start), to_utc(end)) for start, end in shifts)
+    for start, end in shifts:
+        shown = f"shift {start.isoformat()} to {end.isoformat()}"
+        if end <= start:
+            raise ValueError(f"{shown} does not end after it starts")
+        if end - start > MAX_SHIFT:
+            raise ValueError(f"{shown} is over 24 hours")
+    for (_, end), (start, _) in pairwise(shifts):
+        if start < end:
+            raise ValueError(f"shifts overlap at {start.isoformat()}")
+    return shifts
+
+
 class RiderCreate(RiderBase, InputModel):
     """A new rider; ``shifts`` are ``[start, end]`` pairs, each under a day, not overlapping."""
 
@@ -293,17 +309,26 @@ class RiderCreate(RiderBase, InputModel):
     def _check_shifts(
         cls, shifts: list[tuple[datetime, datetime]]
     ) -> list[tuple[datetime, datetime]]:
-        shifts = sorted((to_utc(start), to_utc(end)) for start, end in shifts)
-        for start, end in shifts:
-            shown = f"shift {start.isoformat()} to {end.isoformat()}"
-            if end <= start:
-                raise ValueError(f"{shown} does not end after it starts")
-            if end - start > MAX_SHIFT:
-                raise ValueError(f"{shown} is over 24 hours")
-        for (_, end), (start, _) in pairwise(shifts):
-            if start < end:
-                raise ValueError(f"shifts overlap at {start.isoformat()}")
-        return shifts
+        return check_shifts(shifts)
+
+
+class RiderUpdate(InputModel):
+    """A change of a rider's profile; fields left out stay as they are, ``shifts`` replaces
+    every declared shift (``[]`` clears them)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    mode: RiderMode | None = None
+    capacity_bags: int | None = Field(default=None, ge=1, le=50)
+    shifts: list[tuple[AwareDatetime, AwareDatetime]] | None = Field(
+        default=None, max_length=MAX_SHIFTS
+    )
+
+    @field_validator("shifts", mode="after")
+    @classmethod
+    def _check_shifts(
+        cls, shifts: list[tuple[datetime, datetime]] | None
+    ) -> list[tuple[datetime, datetime]] | None:
+        return None if shifts is None else check_shifts(shifts)
 
 
 class RiderShift(SQLModel, table=True):

@@ -39,6 +39,7 @@ from api.models import (
     RiderShopLink,
     RiderShopsPublic,
     RidersPublic,
+    RiderUpdate,
     Shop,
     TripPublic,
 )
@@ -113,6 +114,38 @@ def list_riders(
 @router.get("/{rider_id}")
 def read_rider(rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -> RiderPublic:
     return rider_public(session, get_served_rider(session, shop, rider_id))
+
+
+@router.patch(
+    "/{rider_id}",
+    responses={403: {"model": ErrorPublic, "description": "Not the rider's home shop."}},
+)
+def update_rider(
+    rider_id: uuid.UUID, rider_update: RiderUpdate, session: SessionDep, shop: CurrentShopDep
+) -> RiderPublic:
+    """Change a rider's ``name``, ``mode``, ``capacity_bags`` or ``shifts`` (which replaces
+    them all); the fields left out stay as they are. Only the rider's home shop may; another
+    shop it serves gets 403 ``not_home_shop``. A trip already committed keeps its plan; the
+    next plans use the new profile (a plan made from the old one is not stored)."""
+    rider = get_served_rider(session, shop, rider_id, lock=True)
+    if rider.shop_id != shop.id:
+        raise AppError(403, "not_home_shop", "only the rider's home shop may change it")
+    changes = rider_update.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None:
+            raise AppError(422, "validation_error", f"{name}: may be left out, not null")
+    shifts = changes.pop("shifts", None)
+    for name, value in changes.items():
+        setattr(rider, name, value)
+    session.add(rider)
+    if shifts is not None:
+        for shift in session.exec(select(RiderShift).where(RiderShift.rider_id == rider.id)):
+            session.delete(shift)
+        session.flush()
+        for start_at, end_at in shifts:
+            session.add(RiderShift(rider_id=rider.id, start_at=start_at, end_at=end_at))
+    session.commit()
+    return rider_public(session, rider)
 
 
 @router.post("/{rider_id}/duty")

@@ -27,6 +27,7 @@ ROUTES_WITH_IDS = {
     ("POST", "/v1/orders/{order_id}/cancel"),
     ("GET", "/v1/orders/{order_id}/events"),
     ("GET", "/v1/riders/{rider_id}"),
+    ("PATCH", "/v1/riders/{rider_id}"),
     ("POST", "/v1/riders/{rider_id}/duty"),
     ("POST", "/v1/riders/{rider_id}/location"),
     ("GET", "/v1/riders/{rider_id}/trip"),
@@ -47,6 +48,7 @@ ROUTES_WITH_IDS = {
 }
 # Valid bodies, so that the answer is about whose object it is, not about the body.
 BODIES = {
+    ("PATCH", "/v1/riders/{rider_id}"): {"capacity_bags": 3},
     ("PATCH", "/v1/shops/{shop_id}"): {"name": "Renamed"},
     ("POST", "/v1/riders/{rider_id}/duty"): {"on_duty": True},
     ("POST", "/v1/riders/{rider_id}/location"): {"lat": 34.6, "lon": 119.2},
@@ -109,6 +111,7 @@ def test_other_shops_objects_are_404(
         ("POST", "/v1/orders/{order_id}/cancel"): f"/v1/orders/{order['id']}/cancel",
         ("GET", "/v1/orders/{order_id}/events"): f"/v1/orders/{order['id']}/events",
         ("GET", "/v1/riders/{rider_id}"): f"/v1/riders/{rider['id']}",
+        ("PATCH", "/v1/riders/{rider_id}"): f"/v1/riders/{rider['id']}",
         ("POST", "/v1/riders/{rider_id}/duty"): f"/v1/riders/{rider['id']}/duty",
         ("POST", "/v1/riders/{rider_id}/location"): f"/v1/riders/{rider['id']}/location",
         ("GET", "/v1/riders/{rider_id}/trip"): f"/v1/riders/{rider['id']}/trip",

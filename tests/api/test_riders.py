@@ -370,3 +370,101 @@ def test_a_plan_made_before_the_unlink_is_not_stored(
     assert stored == 0 and count_rows(engine, "trips") == 0
     status = client.get(f"/v1/orders/{order.json()['id']}", headers=other.headers).json()
     assert status["status"] == "pending"
+
+
+def test_the_home_shop_changes_a_riders_profile_and_shifts(
+    client: TestClient, shop: ShopHandle
+) -> None:
+    """PATCH /v1/riders/{id}: name, mode and capacity change; ``shifts`` replaces them all
+    (sorted, in UTC) and ``[]`` clears them; fields left out stay."""
+    rider = post_rider(client, shop, shifts=[[iso(START), iso(START + timedelta(hours=8))]])
+    url = f"/v1/riders/{rider['id']}"
+    late = [
+        [iso(START + timedelta(hours=30)), iso(START + timedelta(hours=34))],
+        ["2026-11-30T09:00:00+08:00", "2026-11-30T13:00:00+08:00"],
+    ]
+    changed = client.patch(
+        url, json={"mode": "walk", "capacity_bags": 4, "shifts": late}, headers=shop.headers
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["name"], body["mode"], body["capacity_bags"]) == ("Li Wei", "walk", 4)
+    assert [[at(a), at(b)] for a, b in body["shifts"]] == sorted([[at(a), at(b)] for a, b in late])
+    assert body["shifts"][0][0] == "2026-11-30T01:00:00Z"  # 09:00 in Shanghai, in UTC
+    assert client.get(url, headers=shop.headers).json() == body
+    renamed = client.patch(url, json={"name": "Li Wei (e-bike)"}, headers=shop.headers).json()
+    assert renamed == {**body, "name": "Li Wei (e-bike)"}
+    cleared = client.patch(url, json={"shifts": []}, headers=shop.headers).json()
+    assert cleared["shifts"] == [] and cleared["mode"] == "walk"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"capacity_bags": 0}, "capacity_bags"),
+        ({"mode": "horse"}, "mode"),
+        ({"name": ""}, "name"),
+        ({"name": None}, "name"),
+        ({"shifts": None}, "shifts"),
+        ({"shop_id": str(uuid.UUID(int=1))}, "shop_id"),
+        ({"shifts": [["2026-11-29T10:00:00+00:00", "2026-11-29T09:00:00+00:00"]]}, "shifts"),
+        (
+            {
+                "shifts": [
+                    ["2026-11-29T08:00:00+00:00", "2026-11-29T12:00:00+00:00"],
+                    ["2026-11-29T11:00:00+00:00", "2026-11-29T13:00:00+00:00"],
+                ]
+            },
+            "shifts",
+        ),
+    ],
+)
+def test_a_bad_rider_change_is_422_and_changes_nothing(
+    client: TestClient, shop: ShopHandle, body: dict[str, Any], field: str
+) -> None:
+    rider = post_rider(client, shop)
+    url = f"/v1/riders/{rider['id']}"
+    response = client.patch(url, json=body, headers=shop.headers)
+    assert_error(response, 422)
+    assert field in response.json()["message"]
+    assert client.get(url, headers=shop.headers).json() == rider
+
+
+def test_only_the_home_shop_changes_a_rider(client: TestClient, make_shop: Factory) -> None:
+    """A shop the rider serves through the admin's link sees it but gets 403 changing it; an
+    unrelated shop gets 404, no key 401."""
+    home, other, stranger = make_shop(), make_shop(name="Fruit corner"), make_shop(name="Pharmacy")
+    rider = linked_rider(client, home, other)
+    url = f"/v1/riders/{rider['id']}"
+    assert_error(
+        client.patch(url, json={"capacity_bags": 2}, headers=other.headers), 403, "not_home_shop"
+    )
+    assert_error(client.patch(url, json={"capacity_bags": 2}, headers=stranger.headers), 404)
+    assert_error(client.patch(url, json={"capacity_bags": 2}), 401)
+    assert client.get(url, headers=home.headers).json()["capacity_bags"] == 6
+
+
+def test_a_plan_made_before_a_capacity_change_is_not_stored(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A plan made outside the write with the rider's old capacity stores no trip once the home
+    shop lowered it; the order stays pending and the next plan uses the new capacity."""
+    rider = post_rider(client, shop)
+    client.post(f"/v1/riders/{rider['id']}/duty", json={"on_duty": True}, headers=shop.headers)
+    order = client.post("/v1/orders", json=order_body(size_bags=3), headers=shop.headers)
+    assert order.status_code == 201, order.text
+    decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert decision is not None and len(decision.plan.trips) == 1
+    lowered = client.patch(
+        f"/v1/riders/{rider['id']}", json={"capacity_bags": 2}, headers=shop.headers
+    )
+    assert lowered.status_code == 200, lowered.text
+    with Session(writer(engine)) as session:
+        stored = lease_and_store(session, decision, "w1", clock(), LEASE_TICKS * TICK_S)
+        session.commit()
+    assert stored == 0 and count_rows(engine, "trips") == 0
+    status = client.get(f"/v1/orders/{order.json()['id']}", headers=shop.headers).json()
+    assert status["status"] == "pending"
+    clock.advance(TICK_S)
+    replanned = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert replanned is not None and replanned.plan.trips == []  # 3 bags do not fit in 2
