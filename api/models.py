@@ -602,6 +602,11 @@ class TripPublic(SQLModel):
     stops: list[TripStopPublic]
 
 
+class TripsPublic(SQLModel):
+    data: list[TripPublic]
+    count: int
+
+
 # --- KPIs --------------------------------------------------------------------------------------
 
 

@@ -5,17 +5,59 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
-from api.deps import CurrentShopReadDep, GroupCommitDep, NowDep, get_owned
+from api.deps import (
+    CurrentShopDep,
+    CurrentShopReadDep,
+    GroupCommitDep,
+    NowDep,
+    SessionDep,
+    fetch_page,
+    get_owned,
+)
 from api.errors import AppError
-from api.models import Order, OrderStatus, Shop, Trip, TripPublic, TripStatus
+from api.models import Order, OrderStatus, Shop, Trip, TripPublic, TripsPublic, TripStatus
 from api.outbox import ETA_CHANGE_THRESHOLD_S, set_eta
 from api.trips import add_event, trip_public
 
 router = APIRouter(prefix="/trips", tags=["trips"])
+
+
+@router.get("")
+def list_trips(
+    session: SessionDep,
+    shop: CurrentShopDep,
+    status: TripStatus | None = None,
+    rider_id: uuid.UUID | None = None,
+    skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> TripsPublic:
+    """The shop's trips, newest first, with their stops; ``count`` is the number matching the
+    filters (``status``, ``rider_id``)."""
+    conditions = [col(Trip.shop_id) == shop.id]
+    if status is not None:
+        conditions.append(col(Trip.status) == status.value)
+    if rider_id is not None:
+        conditions.append(col(Trip.rider_id) == rider_id)
+    trips, count = fetch_page(
+        session,
+        Trip,
+        conditions,
+        (col(Trip.assigned_at).desc(), col(Trip.id).desc()),
+        skip=skip,
+        limit=limit,
+    )
+    return TripsPublic(data=[trip_public(session, trip) for trip in trips], count=count)
+
+
+@router.get("/{trip_id}")
+def read_trip(trip_id: uuid.UUID, session: SessionDep, shop: CurrentShopReadDep) -> TripPublic:
+    """One of the shop's trips with its stops in delivery sequence (another shop's: 404)."""
+    return trip_public(session, get_owned(session, Trip, shop, trip_id, "trip"))
 
 
 def pickup_work(shop: Shop, trip_id: uuid.UUID, now: datetime) -> Callable[[Session], TripPublic]:

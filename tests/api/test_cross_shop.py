@@ -33,6 +33,7 @@ ROUTES_WITH_IDS = {
     ("GET", "/v1/riders/{rider_id}/trip"),
     ("POST", "/v1/riders/{rider_id}/shops"),
     ("DELETE", "/v1/riders/{rider_id}/shops/{shop_id}"),
+    ("GET", "/v1/trips/{trip_id}"),
     ("POST", "/v1/trips/{trip_id}/pickup"),
     ("POST", "/v1/orders/{order_id}/deliver"),
     ("POST", "/v1/orders/{order_id}/fail"),
@@ -119,6 +120,7 @@ def test_other_shops_objects_are_404(
         ("DELETE", "/v1/riders/{rider_id}/shops/{shop_id}"): (
             f"/v1/riders/{rider['id']}/shops/{shop_a.id}"
         ),
+        ("GET", "/v1/trips/{trip_id}"): f"/v1/trips/{trip['id']}",
         ("POST", "/v1/trips/{trip_id}/pickup"): f"/v1/trips/{trip['id']}/pickup",
         ("POST", "/v1/orders/{order_id}/deliver"): f"/v1/orders/{order['id']}/deliver",
         ("POST", "/v1/orders/{order_id}/fail"): f"/v1/orders/{order['id']}/fail",
