@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -135,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--tick-s", type=_positive_int, default=30, help="seconds between ticks")
     sim.add_argument(
         "--vrp-time-limit-s",
-        type=float,
+        type=_positive_seconds,
         default=1.0,
         help="per-tick limit of the ortools-vrp baseline",
     )
@@ -153,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     mdrp.set_defaults(handler=_mdrp)
     gen = commands.add_parser("gen", help="generate a scenario from a preset")
     gen.add_argument("--preset", choices=("corner-store", "dark-store", "circle"), required=True)
-    gen.add_argument("--seed", type=int, required=True)
+    gen.add_argument("--seed", type=_non_negative_int, required=True)
     gen.add_argument("--out", required=True, help="scenario file to write")
     gen.set_defaults(handler=_generate)
     serve = commands.add_parser("serve", help="run the HTTP service (uvicorn)")
@@ -182,6 +183,26 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
 
 

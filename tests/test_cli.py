@@ -176,6 +176,11 @@ def test_usage_errors_are_one_line_naming_the_argument(tmp_path: Path) -> None:
         (("simulate", tmp_path / "x.json"), "--out"),
         (("simulate", "x.json", "--out", tmp_path, "--tick-s", "-3"), "--tick-s"),
         (("simulate", "x.json", "--out", tmp_path, "--policy", "magic"), "--policy"),
+        (("gen", "--preset", "corner-store", "--seed", "-1", "--out", tmp_path / "x"), "--seed"),
+        (("gen", "--preset", "corner-store", "--seed", "one", "--out", tmp_path / "x"), "--seed"),
+        (("simulate", "x.json", "--out", tmp_path, "--vrp-time-limit-s", "nan"), "--vrp-time"),
+        (("simulate", "x.json", "--out", tmp_path, "--vrp-time-limit-s", "0"), "--vrp-time"),
+        (("simulate", "x.json", "--out", tmp_path, "--vrp-time-limit-s", "inf"), "--vrp-time"),
     ]
     for args, needle in cases:
         done = _run(*args)
