@@ -8,7 +8,7 @@ the functions the routes call, and hands everything else to FastAPI unchanged:
 
 - ``POST /v1/orders`` (``take_intake``), ``GET /v1/orders/{id}`` (one Core read),
   ``POST /v1/orders/{id}/deliver`` (``deliver_work``), ``GET /v1/riders/{id}/trip``
-  (``rider_trip``), ``POST /v1/riders/{id}/location`` (``location_work``),
+  (``api.trip_read``, on the loop), ``POST /v1/riders/{id}/location`` (``location_work``),
   ``POST /v1/trips/{id}/pickup`` (``pickup_work``), ``POST /v1/webhooks/{source}``
   (``take_event``).
 
@@ -39,9 +39,10 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy import Engine, bindparam, select
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 from starlette.types import Message, Receive, Scope, Send
 
+from api import trip_read
 from api.db import is_sqlite
 from api.deps import engine_of, get_current_shop_read, group_commit_of, now_of
 from api.errors import not_found
@@ -187,16 +188,15 @@ async def deliver_order(call: Call, route: APIRoute) -> BaseModel:
 
 
 async def read_rider_trip(call: Call, route: APIRoute) -> BaseModel:
-    from api.routes.riders import rider_trip
-
     shop = await get_current_shop_read(call.request)
     rider_id = call.param_uuid()
 
     def read(engine: Engine) -> BaseModel:
-        with Session(engine, expire_on_commit=False) as session:
-            return rider_trip(session, shop, rider_id)
+        with engine.connect() as connection:
+            return trip_read.read_rider_trip(connection, shop.id, rider_id)
 
-    return await asyncio.to_thread(read, engine_of(call.request))
+    trip: BaseModel = await run_read(engine_of(call.request), read)
+    return trip
 
 
 async def report_location(call: Call, route: APIRoute) -> BaseModel:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -55,6 +56,10 @@ V1_RESOURCES = (
 )
 
 logger = logging.getLogger("api.main")
+# CPython's GIL switch interval while the service runs (its default is 5 ms). The group
+# writer's thread gives the GIL up at every SQLite call and waits for it again behind the event
+# loop; at 1 ms a mixed ``make load`` run had a lower p99 and less CPU a request (session 6).
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 @health_router.get("/healthz")
@@ -89,6 +94,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         upgrade(engine)  # Alembic migrations to head
         warm_up(dispatch=settings.dispatch_enabled)
         loops = []

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
+from api import trip_read
 from api.deps import (
     AdminDep,
     CurrentShopDep,
@@ -43,7 +44,7 @@ from api.models import (
     Shop,
     TripPublic,
 )
-from api.trips import active_trip, trip_public
+from api.trips import active_trip
 
 router = APIRouter(prefix="/riders", tags=["riders"])
 
@@ -212,12 +213,9 @@ async def report_location(
 
 
 def rider_trip(session: Session, shop: Shop, rider_id: uuid.UUID) -> TripPublic:
-    """What ``GET /v1/riders/{rider_id}/trip`` answers (also on the fast path, ``api.fast``)."""
-    rider = get_served_rider(session, shop, rider_id)
-    trip = active_trip(session, rider.id)
-    if trip is None or trip.shop_id != shop.id:
-        raise AppError(404, "no_trip", "the rider has no committed trip")
-    return trip_public(session, trip)
+    """What ``GET /v1/riders/{rider_id}/trip`` answers (Core reads, ``api.trip_read``; the
+    fast path, ``api.fast``, reads the same on a connection of its own)."""
+    return trip_read.read_rider_trip(session.connection(), shop.id, rider_id)
 
 
 @router.get(

@@ -12,10 +12,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 import api.fast
+from api.errors import AppError
 from api.fast import QuarterhourApp
 from api.signing import signature_header
+from api.trip_read import read_rider_trip
+from api.trips import active_trip, trip_public
 from tests.api.conftest import Factory
 from tests.api.factories import (
     START,
@@ -91,6 +95,27 @@ def test_reads_answer_as_fastapi(
     assert both(app, client, "GET", order_url).status_code == 401
     assert "/orders/{order_id}" in served
     assert "/riders/{rider_id}/trip" in served
+
+
+def test_the_core_trip_read_is_the_orm_one(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """``api.trip_read``'s Core read of a rider's trip equals the ORM's ``trip_public`` of its
+    ``active_trip``, and a shop the rider does not serve is 404."""
+    rider = on_duty_rider(client, shop)
+    orders = [post_order(client, shop, external_id=f"T-{n}") for n in range(2)]
+    for order in orders:
+        dispatch_until_assigned(client, shop, engine, clock, order)
+    rider_id, shop_id = uuid.UUID(rider["id"]), uuid.UUID(shop.id)
+    with Session(engine) as session:
+        trip = active_trip(session, rider_id)
+        assert trip is not None
+        expected = trip_public(session, trip)
+        assert read_rider_trip(session.connection(), shop_id, rider_id) == expected
+        with pytest.raises(AppError) as no_trip:
+            read_rider_trip(session.connection(), uuid.uuid4(), rider_id)
+        assert no_trip.value.code == "not_found"
+    assert len(expected.stops) >= 1
 
 
 def test_rider_writes_answer_as_fastapi(
