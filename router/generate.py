@@ -38,6 +38,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from router.scenario import TravelRules
+
 PRESETS = ("corner-store", "dark-store", "circle")
 
 _SEED_OFFSETS = {"corner-store": 0, "dark-store": 1_000_003, "circle": 2_000_003}
@@ -45,8 +47,9 @@ _CENTER_LAT, _CENTER_LON = 34.5965, 119.2215
 _EARTH_RADIUS_M = 6_371_008.8
 _M_PER_DEG_LAT = math.radians(1.0) * _EARTH_RADIUS_M
 _M_PER_DEG_LON = _M_PER_DEG_LAT * math.cos(math.radians(_CENTER_LAT))
-_SPEEDS_MPS = {"walk": 1.3, "bike": 4.0, "ebike": 5.0}
-_DETOUR = 1.3
+_RULES = TravelRules()  # DESIGN.md's default travel rules, written into every scenario
+_SPEEDS_MPS = _RULES.speed_mps
+_DETOUR = _RULES.detour
 _HORIZON_S = 86_400
 _CIRCLE_S = 15 * 60  # circle_walk_min of every shop, in seconds
 _RADIUS_M = _CIRCLE_S * _SPEEDS_MPS["walk"] / _DETOUR  # haversine radius of the circle
@@ -169,8 +172,8 @@ def generate_scenario(preset: str, seed: int) -> Record:
         "travel": {
             "detour": _DETOUR,
             "speed_mps": dict(_SPEEDS_MPS),
-            "pickup_s": 60,
-            "handoff_s": 90,
+            "pickup_s": _RULES.pickup_s,
+            "handoff_s": _RULES.handoff_s,
         },
         "shops": shops,
         "riders": riders,
