@@ -47,6 +47,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine, delete, text
 from sqlmodel import Session, col, select
 
+from api.core_writes import insert_inbound_event, insert_new_order
 from api.db import writer
 from api.errors import AppError, describe_validation_errors
 from api.intake import check_in_circle, ready_time
@@ -67,7 +68,6 @@ from api.models import (
     Shop,
     WebhookSecret,
 )
-from api.routes.orders import place_order
 from api.trips import add_event, finish_trip_if_done, leave_trip
 
 EVENT_ADAPTER: TypeAdapter[InboundOrderEvent | InboundCancelEvent] = TypeAdapter(InboundEventIn)
@@ -227,18 +227,26 @@ def _apply_cancel(
     return InboundStatus.applied, None
 
 
-def _apply_deferred(session: Session, shop: Shop, order: Order, source: str, now: datetime) -> None:
-    """Apply the events of ``order`` that arrived before it, oldest ``created`` first."""
+def _apply_deferred(
+    session: Session, shop: Shop, order_id: uuid.UUID, source: str, external_id: str, now: datetime
+) -> None:
+    """Apply the events of the new order ``order_id`` that arrived before it, oldest
+    ``created`` first (the order is loaded as a row only when there are some)."""
     rows = session.exec(
         select(InboundEvent)
         .where(
             InboundEvent.shop_id == shop.id,
             InboundEvent.source == source,
-            InboundEvent.external_id == order.external_id,
+            InboundEvent.external_id == external_id,
             InboundEvent.status == InboundStatus.deferred.value,
         )
         .order_by(col(InboundEvent.sent_at), col(InboundEvent.id))
     ).all()
+    if not rows:
+        return
+    order = session.get(Order, order_id, with_for_update=True)
+    if order is None:  # pragma: no cover - inserted in this transaction
+        raise AssertionError(f"order {order_id} not found")
     for row in rows:
         data = json.loads(row.data)
         row.order_id = order.id
@@ -297,11 +305,8 @@ def process_event(
             row.status = status.value
     elif event.type == InboundEventType.created:
         if order is None:
-            order, pin = place_order(session, shop, _order_in(source, event.data), now)
-            row.order_id = order.id
-            session.add(row)
-            session.flush()
-            _apply_deferred(session, shop, order, source, now)
+            order, pin = insert_new_order(session, shop, _order_in(source, event.data), now)
+            _apply_deferred(session, shop, order.id, source, external_id, now)
         else:
             row.status, note = InboundStatus.ignored.value, "the order exists already"
     elif order is None:
@@ -313,8 +318,7 @@ def process_event(
         row.status = status.value
     row.order_id = order.id if order is not None else None
     row.note = _note(note) if note else None
-    session.add(row)
-    session.flush()
+    insert_inbound_event(session, row)  # Core: the row is never read back in this transaction
     return _ack(row, duplicate=False, pin=pin)
 
 

@@ -10,6 +10,7 @@ ORM machinery, and it ran in the thread pool; this one is cheap enough for the e
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 from sqlmodel import SQLModel
@@ -38,19 +39,21 @@ ORDERS = _TABLES[str(Order.__tablename__)]
 SERVES = select(RIDER_SHOPS.c.rider_id).where(
     RIDER_SHOPS.c.rider_id == bindparam("rider_id"), RIDER_SHOPS.c.shop_id == bindparam("shop_id")
 )
+TRIP_WITH_SHOP = select(
+    TRIPS,
+    SHOPS.c.name.label("shop_name"),
+    SHOPS.c.lat.label("shop_lat"),
+    SHOPS.c.lon.label("shop_lon"),
+).join(SHOPS, SHOPS.c.id == TRIPS.c.shop_id)
 # ``api.trips.active_trip``: the oldest committed or picked-up trip of the rider.
 ACTIVE_TRIP = (
-    select(
-        TRIPS,
-        SHOPS.c.name.label("shop_name"),
-        SHOPS.c.lat.label("shop_lat"),
-        SHOPS.c.lon.label("shop_lon"),
+    TRIP_WITH_SHOP.where(
+        TRIPS.c.rider_id == bindparam("rider_id"), TRIPS.c.status.in_(ACTIVE_TRIP_VALUES)
     )
-    .join(SHOPS, SHOPS.c.id == TRIPS.c.shop_id)
-    .where(TRIPS.c.rider_id == bindparam("rider_id"), TRIPS.c.status.in_(ACTIVE_TRIP_VALUES))
     .order_by(TRIPS.c.assigned_at, TRIPS.c.id)
     .limit(1)
 )
+TRIP_BY_ID = TRIP_WITH_SHOP.where(TRIPS.c.id == bindparam("trip_id"))
 STOPS = (
     select(
         TRIP_STOPS.c.seq,
@@ -80,6 +83,17 @@ def read_rider_trip(connection: Connection, shop_id: uuid.UUID, rider_id: uuid.U
     trip = connection.execute(ACTIVE_TRIP, {"rider_id": rider_id}).mappings().first()
     if trip is None or trip["shop_id"] != shop_id:
         raise AppError(404, "no_trip", "the rider has no committed trip")
+    return _trip_public(connection, trip)
+
+
+def read_trip(connection: Connection, trip_id: uuid.UUID) -> TripPublic:
+    """``api.trips.trip_public`` of trip ``trip_id`` (which must exist), in Core."""
+    trip = connection.execute(TRIP_BY_ID, {"trip_id": trip_id}).mappings().one()
+    return _trip_public(connection, trip)
+
+
+def _trip_public(connection: Connection, trip: Any) -> TripPublic:
+    """The trip of a ``TRIP_WITH_SHOP`` row, with its stops."""
     stops = [
         TripStopPublic.model_validate(
             {**stop, "order_id": stop["id"], "eta_at": stop["eta_at"] or stop["stop_eta_at"]}

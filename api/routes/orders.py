@@ -13,6 +13,7 @@ from pydantic import AwareDatetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from api import core_writes
 from api.deps import (
     CurrentShopDep,
     CurrentShopReadDep,
@@ -43,7 +44,6 @@ from api.models import (
     OrderStatus,
     Shop,
 )
-from api.security import verify_pin
 from api.trips import ON_TRIP, add_event, finish_trip_if_done, leave_trip
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -241,27 +241,7 @@ def deliver_work(
     fast path's (``api.fast``)."""
 
     def deliver(session: Session) -> OrderPublic:
-        order = get_owned(session, Order, shop, order_id, "order", lock=True)
-        if pin is not None and not verify_pin(pin, order.pin_hash):
-            raise AppError(422, "wrong_pin", "the PIN is not this order's delivery PIN")
-        if order.status == OrderStatus.delivered:
-            return OrderPublic.model_validate(order)
-        if order.status != OrderStatus.picked_up:
-            raise AppError(
-                409,
-                "order_not_picked_up",
-                f"the order is {order.status}; only a picked-up order can be delivered",
-            )
-        if pin is None and shop.require_pin:
-            raise AppError(
-                422, "pin_required", "the shop requires the customer's delivery PIN: give pin"
-            )
-        order.status = OrderStatus.delivered.value
-        order.updated_at = now
-        session.add(order)
-        add_event(session, order, "delivered", now, "PIN checked" if pin else None)
-        finish_trip_if_done(session, order.trip_id, now)
-        return OrderPublic.model_validate(order)
+        return core_writes.deliver_order(session, shop, order_id, pin, now)
 
     return deliver
 

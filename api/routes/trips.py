@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
+from api import core_writes
 from api.deps import (
     CurrentShopDep,
     CurrentShopReadDep,
@@ -19,10 +20,8 @@ from api.deps import (
     fetch_page,
     get_owned,
 )
-from api.errors import AppError
-from api.models import Order, OrderStatus, Shop, Trip, TripPublic, TripsPublic, TripStatus
-from api.outbox import ETA_CHANGE_THRESHOLD_S, set_eta
-from api.trips import add_event, trip_public
+from api.models import Shop, Trip, TripPublic, TripsPublic, TripStatus
+from api.trips import trip_public
 
 router = APIRouter(prefix="/trips", tags=["trips"])
 
@@ -65,29 +64,7 @@ def pickup_work(shop: Shop, trip_id: uuid.UUID, now: datetime) -> Callable[[Sess
     path's (``api.fast``)."""
 
     def pick_up(session: Session) -> TripPublic:
-        trip = get_owned(session, Trip, shop, trip_id, "trip", lock=True)
-        if trip.status == TripStatus.done:
-            raise AppError(409, "trip_done", "the trip is done: every stop was delivered or failed")
-        if trip.status == TripStatus.committed:
-            orders = session.exec(
-                select(Order)
-                .where(Order.trip_id == trip.id, Order.status == OrderStatus.assigned.value)
-                .order_by(col(Order.id))
-                .with_for_update()
-            ).all()
-            delay = now - trip.depart_at
-            late = delay.total_seconds() > ETA_CHANGE_THRESHOLD_S
-            for order in orders:
-                order.status = OrderStatus.picked_up.value
-                order.updated_at = now
-                session.add(order)
-                add_event(session, order, "picked_up", now, f"trip {trip.id}")
-                if late and order.eta_at is not None:
-                    set_eta(session, order, order.eta_at + delay, now)
-            trip.status = TripStatus.picked_up.value
-            session.add(trip)
-            session.flush()
-        return trip_public(session, trip)
+        return core_writes.pick_up_trip(session, shop, trip_id, now)
 
     return pick_up
 

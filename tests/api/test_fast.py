@@ -18,7 +18,7 @@ import api.fast
 from api.errors import AppError
 from api.fast import QuarterhourApp
 from api.signing import signature_header
-from api.trip_read import read_rider_trip
+from api.trip_read import read_rider_trip, read_trip
 from api.trips import active_trip, trip_public
 from tests.api.conftest import Factory
 from tests.api.factories import (
@@ -100,8 +100,8 @@ def test_reads_answer_as_fastapi(
 def test_the_core_trip_read_is_the_orm_one(
     client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
 ) -> None:
-    """``api.trip_read``'s Core read of a rider's trip equals the ORM's ``trip_public`` of its
-    ``active_trip``, and a shop the rider does not serve is 404."""
+    """``api.trip_read``'s Core reads of a rider's trip (by rider, by id) equal the ORM's
+    ``trip_public`` of its ``active_trip``, and a shop the rider does not serve is 404."""
     rider = on_duty_rider(client, shop)
     orders = [post_order(client, shop, external_id=f"T-{n}") for n in range(2)]
     for order in orders:
@@ -112,6 +112,7 @@ def test_the_core_trip_read_is_the_orm_one(
         assert trip is not None
         expected = trip_public(session, trip)
         assert read_rider_trip(session.connection(), shop_id, rider_id) == expected
+        assert read_trip(session.connection(), trip.id) == expected
         with pytest.raises(AppError) as no_trip:
             read_rider_trip(session.connection(), uuid.uuid4(), rider_id)
         assert no_trip.value.code == "not_found"

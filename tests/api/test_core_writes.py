@@ -1,0 +1,65 @@
+"""Tests of api/core_writes.py: the Core delivery keeps the group writer's shared session right
+(rows other pieces of the batch loaded are read again after it)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from api.group_commit import write_batch
+from api.models import Order, Shop, Trip
+from api.routes.orders import deliver_work
+from api.routes.trips import pickup_work
+from tests.api.factories import FakeClock, ShopHandle
+from tests.api.test_dispatch import dispatch_until_assigned, on_duty_rider, post_order
+
+
+def test_a_delivery_in_a_batch_is_seen_by_the_pieces_after_it(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """Pickup, the order's and the trip's ORM rows loaded and held, Core delivery, then reads
+    of the same rows in one batch: the reads see the order delivered and the trip done."""
+    on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    trip_id = uuid.UUID(dispatch_until_assigned(client, shop, engine, clock, order)["trip_id"])
+    order_id = uuid.UUID(order["id"])
+    with Session(engine, expire_on_commit=False) as session:
+        shop_row = session.get(Shop, uuid.UUID(shop.id))
+        assert shop_row is not None
+    now = clock()
+
+    held: list[object] = []  # rows kept alive in the session's (weak) identity map
+
+    def hold(session: Session) -> None:
+        held.extend([session.get(Order, order_id), session.get(Trip, trip_id)])
+
+    def order_status(session: Session) -> str:
+        row = session.get(Order, order_id)
+        assert row is not None
+        return row.status
+
+    def trip_status(session: Session) -> str:
+        row = session.get(Trip, trip_id)
+        assert row is not None
+        return row.status
+
+    outcomes = write_batch(
+        engine,
+        [
+            pickup_work(shop_row, trip_id, now),
+            hold,
+            order_status,
+            trip_status,
+            deliver_work(shop_row, order_id, order["pin"], now),
+            order_status,
+            trip_status,
+        ],
+    )
+    assert [outcome.error for outcome in outcomes] == [None] * 7
+    values = [outcome.value for outcome in outcomes]
+    assert values[2:4] == ["picked_up", "picked_up"]
+    assert values[4].status == "delivered"
+    assert values[5:] == ["delivered", "done"]
