@@ -42,6 +42,31 @@ class Pairs:
         return int(self.bundles.shape[0])
 
 
+@dataclass(frozen=True)
+class Chains:
+    """A rider's next trip (a pair) and the trip after it: the look-ahead of scarce riders.
+
+    Only the first trip can be committed; the second is planned so that the first is chosen
+    knowing which orders the same rider can still carry on its way back.
+    """
+
+    firsts: IntArray  # the pair of the first trip
+    bundles: IntArray  # the second trip's bundle
+    leave_s: IntArray  # the second trip's: when the rider leaves its first trip's last drop-off
+    arrive_shop_s: IntArray
+    depart_s: IntArray
+    costs: IntArray  # the first pair's net cost plus the second trip's, net of its deferrals
+
+    @property
+    def n_chains(self) -> int:
+        return int(self.bundles.shape[0])
+
+    @staticmethod
+    def none() -> Chains:
+        empty = np.zeros(0, dtype=np.int64)
+        return Chains(empty, empty, empty, empty, empty, empty)
+
+
 @kernel
 def _order_cost(delivered_s: int, placed_s: int, promised_s: int) -> int:
     return CLICK_TO_DOOR_WEIGHT * (delivered_s - placed_s) + LATE_WEIGHT * max(
@@ -190,6 +215,171 @@ def price_pairs(
 
 
 @kernel
+def _price_chains(
+    first_pairs: IntArray,
+    pair_bundles: IntArray,
+    pair_riders: IntArray,
+    pair_depart_s: IntArray,
+    bundle_orders: IntArray,
+    bundle_shops: IntArray,
+    bundle_sizes: IntArray,
+    bundle_ready_s: IntArray,
+    n_stops: IntArray,
+    sequences: IntArray,
+    offsets_s: IntArray,
+    bundle_deferral: IntArray,
+    rider_modes: IntArray,
+    rider_capacities: IntArray,
+    rider_serves: BoolArray,
+    shop_order_s: IntArray,
+    shift_starts_s: IntArray,
+    shift_ends_s: IntArray,
+    order_placed_s: IntArray,
+    order_promised_s: IntArray,
+    pickup_s: int,
+    rider_weight: int,
+    rider_quota_left: IntArray,
+    extra_order_cost: int,
+    per_first: int,
+) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
+    n_firsts = first_pairs.shape[0]
+    n_bundles = bundle_shops.shape[0]
+    out_bundle = np.full((n_firsts, per_first), -1, dtype=np.int64)
+    out_cost = np.full((n_firsts, per_first), np.iinfo(np.int64).max, dtype=np.int64)
+    out_leave = np.zeros((n_firsts, per_first), dtype=np.int64)
+    out_arrive = np.zeros((n_firsts, per_first), dtype=np.int64)
+    out_depart = np.zeros((n_firsts, per_first), dtype=np.int64)
+    for f in range(n_firsts):
+        p = first_pairs[f]
+        first, r = pair_bundles[p], pair_riders[p]
+        m, k_first = rider_modes[r], n_stops[pair_bundles[p]]
+        last_order = sequences[first, m, k_first - 1]
+        # the rider is free at its first trip's last drop-off and rides back from there
+        leave_s = pair_depart_s[p] + offsets_s[first, m, k_first - 1]
+        quota_left = max(0, rider_quota_left[r] - k_first)
+        for b in range(n_bundles):
+            shop = bundle_shops[b]
+            if not rider_serves[r, shop] or rider_capacities[r] < bundle_sizes[b]:
+                continue
+            clash = False
+            for i in range(k_first):
+                for j in range(n_stops[b]):
+                    if bundle_orders[first, i] == bundle_orders[b, j]:
+                        clash = True
+            if clash:
+                continue
+            arrive_s = leave_s + shop_order_s[m, shop, last_order]
+            depart_s = depart_within_shift(
+                max(arrive_s, bundle_ready_s[b]) + pickup_s, shift_starts_s[r], shift_ends_s[r]
+            )
+            if depart_s == NO_TIME:
+                continue
+            cost = -bundle_deferral[b]
+            for step in range(n_stops[b]):
+                order = sequences[b, m, step]
+                cost += _order_cost(
+                    depart_s + offsets_s[b, m, step], order_placed_s[order], order_promised_s[order]
+                )
+            cost += rider_weight * (depart_s + offsets_s[b, m, n_stops[b] - 1] - leave_s)
+            cost += extra_order_cost * max(0, n_stops[b] - quota_left)
+            if cost >= 0:
+                continue
+            slot = per_first
+            while slot > 0 and cost < out_cost[f, slot - 1]:
+                slot -= 1
+            if slot == per_first:
+                continue
+            for k in range(per_first - 1, slot, -1):
+                out_cost[f, k] = out_cost[f, k - 1]
+                out_bundle[f, k] = out_bundle[f, k - 1]
+                out_leave[f, k] = out_leave[f, k - 1]
+                out_arrive[f, k] = out_arrive[f, k - 1]
+                out_depart[f, k] = out_depart[f, k - 1]
+            out_cost[f, slot] = cost
+            out_bundle[f, slot] = b
+            out_leave[f, slot] = leave_s
+            out_arrive[f, slot] = arrive_s
+            out_depart[f, slot] = depart_s
+    return out_bundle, out_cost, out_leave, out_arrive, out_depart
+
+
+def price_chains(
+    pairs: Pairs,
+    bundles: Bundles,
+    *,
+    firsts_per_rider: int,
+    seconds_per_first: int,
+    rider_modes: IntArray,
+    rider_capacities: IntArray,
+    rider_serves: BoolArray,
+    shop_order_s: IntArray,
+    shift_starts_s: IntArray,
+    shift_ends_s: IntArray,
+    order_placed_s: IntArray,
+    order_promised_s: IntArray,
+    deferral_costs: IntArray,
+    pickup_s: int,
+    rider_weight: int = RIDER_WEIGHT,
+    rider_quota_left: IntArray | None = None,
+    extra_order_cost: int = 0,
+) -> Chains:
+    """Each rider's ``firsts_per_rider`` best pairs, each followed by the ``seconds_per_first``
+    best second trips worth more than deferring their orders (``shop_order_s``: travel times
+    by mode, shop and order, the ride back from a drop-off being the same as the way out)."""
+    if firsts_per_rider <= 0 or seconds_per_first <= 0 or pairs.n_pairs == 0:
+        return Chains.none()
+    if rider_quota_left is None:
+        rider_quota_left = np.zeros(rider_modes.shape[0], dtype=np.int64)
+        extra_order_cost = 0
+    by_rider = np.lexsort((np.arange(pairs.n_pairs), pairs.costs, pairs.riders))
+    riders_sorted = pairs.riders[by_rider]
+    group_start = np.searchsorted(riders_sorted, riders_sorted, side="left")
+    rank = np.arange(pairs.n_pairs) - group_start
+    first_pairs = np.sort(by_rider[rank < firsts_per_rider]).astype(np.int64)
+    present = bundles.orders >= 0
+    bundle_deferral = np.where(
+        present, deferral_costs[np.where(present, bundles.orders, 0)], 0
+    ).sum(axis=1)
+    seconds, costs, leave_s, arrive_s, depart_s = _price_chains(
+        first_pairs,
+        pairs.bundles,
+        pairs.riders,
+        pairs.depart_s,
+        bundles.orders,
+        bundles.shops,
+        bundles.sizes,
+        bundles.ready_s,
+        bundles.n_stops,
+        bundles.sequences,
+        bundles.offsets_s,
+        bundle_deferral.astype(np.int64),
+        rider_modes,
+        rider_capacities,
+        rider_serves,
+        shop_order_s,
+        shift_starts_s,
+        shift_ends_s,
+        order_placed_s,
+        order_promised_s,
+        pickup_s,
+        rider_weight,
+        np.ascontiguousarray(rider_quota_left, dtype=np.int64),
+        int(extra_order_cost),
+        seconds_per_first,
+    )
+    keep = seconds >= 0
+    firsts = np.broadcast_to(first_pairs[:, None], seconds.shape)[keep]
+    return Chains(
+        firsts.astype(np.int64),
+        seconds[keep],
+        leave_s[keep],
+        arrive_s[keep],
+        depart_s[keep],
+        pairs.costs[firsts] + costs[keep],
+    )
+
+
+@kernel
 def _greedy(
     ranked: IntArray,
     pair_bundles: IntArray,
@@ -295,14 +485,27 @@ def solve_choice(
     seed: int,
     deterministic_limit: float,
     time_limit_s: float,
+    chains: Chains | None = None,
 ) -> tuple[IntArray, str]:
-    """The chosen pairs and how they were found (``cp-sat``, ``cp-sat-feasible``, ``greedy``)."""
+    """The chosen pairs and how they were found (``cp-sat``, ``cp-sat-feasible``, ``greedy``).
+
+    With ``chains``, an index ``n_pairs + i`` stands for chain ``i``: its first pair and its
+    second trip, instead of the pair alone.
+    """
+    chains = chains if chains is not None else Chains.none()
     greedy = greedy_choice(pairs, bundles, n_orders, n_riders)
-    if pairs.n_pairs <= 1:
+    if pairs.n_pairs + chains.n_chains <= 1:
         return greedy, "greedy"
-    in_greedy = np.zeros(pairs.n_pairs, dtype=np.int64)
-    in_greedy[greedy] = 1
-    model = _choice_model(pairs, bundles, in_greedy)
+    width = bundles.orders.shape[1]
+    orders = np.full((pairs.n_pairs + chains.n_chains, 2 * width), -1, dtype=np.int64)
+    orders[: pairs.n_pairs, :width] = bundles.orders[pairs.bundles]
+    orders[pairs.n_pairs :, :width] = bundles.orders[pairs.bundles[chains.firsts]]
+    orders[pairs.n_pairs :, width:] = bundles.orders[chains.bundles]
+    riders = np.concatenate([pairs.riders, pairs.riders[chains.firsts]])
+    costs = np.concatenate([pairs.costs, chains.costs])
+    hint = np.zeros(costs.shape[0], dtype=np.int64)
+    hint[greedy] = 1
+    model = _choice_model(orders, riders, costs, hint)
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.catch_sigint_signal = False  # leave Ctrl-C to the host process
@@ -318,40 +521,43 @@ def solve_choice(
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return greedy, "greedy"
     values = np.array(solver.response_proto.solution, dtype=np.int64) > 0
-    if int(pairs.costs[values].sum()) > int(pairs.costs[greedy].sum()):
+    if int(costs[values].sum()) > int(pairs.costs[greedy].sum()):
         return greedy, "greedy"
     return np.flatnonzero(values).astype(np.int64), (
         "cp-sat" if status == cp_model.OPTIMAL else "cp-sat-feasible"
     )
 
 
-def _choice_model(pairs: Pairs, bundles: Bundles, hint: IntArray) -> cp_model.CpModel:
-    """One Boolean per pair, at most one chosen pair per order and per rider, least total cost.
+def _choice_model(
+    orders: IntArray, riders: IntArray, costs: IntArray, hint: IntArray
+) -> cp_model.CpModel:
+    """One Boolean per choice (a pair or a chain; ``orders`` the orders it carries, padded
+    with -1), at most one chosen per order and per rider, least total cost.
 
     Written into the model's proto in bulk: the same model as ``new_bool_var``, one
-    ``add_at_most_one`` per order then per rider (groups of two or more, pairs in index order),
-    ``minimize`` and ``add_hint`` would build, at a quarter of their Python cost.
+    ``add_at_most_one`` per order then per rider (groups of two or more, choices in index
+    order), ``minimize`` and ``add_hint`` would build, at a quarter of their Python cost. The
+    thread's one ``CpModel`` is reused: the model returned is valid until the next call.
     """
-    n_pairs = pairs.n_pairs
-    pair_index = np.arange(n_pairs, dtype=np.int64)
-    orders = bundles.orders[pairs.bundles]
+    n_choices = costs.shape[0]
+    choice_index = np.arange(n_choices, dtype=np.int64)
     present = orders >= 0
-    by_order = (orders[present], np.broadcast_to(pair_index[:, None], orders.shape)[present])
+    by_order = (orders[present], np.broadcast_to(choice_index[:, None], orders.shape)[present])
     model = getattr(_MODELS, "model", None)
     if model is None:
         model = _MODELS.model = cp_model.CpModel()
     proto = model.proto
     # parsing replaces the whole proto: nothing of the thread's previous model is left
-    proto.parse_text_format("variables { domain: [0, 1] }" * n_pairs)
-    for keys, members in (by_order, (pairs.riders, pair_index)):
+    proto.parse_text_format("variables { domain: [0, 1] }" * n_choices)
+    for keys, members in (by_order, (riders, choice_index)):
         rank = np.lexsort((members, keys))
         cuts = np.flatnonzero(np.diff(keys[rank])) + 1
         for group in np.split(members[rank], cuts):
             if group.size > 1:
                 proto.constraints.add().at_most_one.literals.extend(group.tolist())
-    variables = pair_index.tolist()
+    variables = choice_index.tolist()
     proto.objective.vars.extend(variables)
-    proto.objective.coeffs.extend(pairs.costs.tolist())
+    proto.objective.coeffs.extend(costs.tolist())
     proto.objective.scaling_factor = 1
     proto.solution_hint.vars.extend(variables)
     proto.solution_hint.values.extend(hint.tolist())

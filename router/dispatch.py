@@ -1,9 +1,10 @@
 """The Quarterhour policy: a rolling-horizon dispatcher over candidate bundles.
 
 Each tick plans one next trip for every rider on the roster (busy riders included, from the
-time they are free), commits the trips whose rider should leave now and keeps the rest
-tentative, to be re-optimised at the next tick. An order is held back only when its plan says
-so: its trip waits for a batch-mate to be ready or for a better rider to come free.
+time they are free), and for scarce riders the trip after it; it commits the trips whose rider
+should leave now and keeps the rest tentative, to be re-optimised at the next tick. An order is
+held back only when its plan says so: its trip waits for a batch-mate to be ready or for a
+better rider to come free.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from router.assign import (
     CLICK_TO_DOOR_WEIGHT,
     LATE_WEIGHT,
     RIDER_WEIGHT,
+    Chains,
     Pairs,
+    price_chains,
     price_pairs,
     shortlist_pairs,
     solve_choice,
@@ -37,6 +40,15 @@ class QuarterhourPolicy:
     riders_per_bundle: int = 8  # cheapest riders priced per bundle
     pairs_per_rider: int = 50  # the solver's shortlist: best pairs of each rider ...
     pairs_per_order: int = 2  # ... and of each order
+    # The look-ahead of scarce riders: with at most ``chain_max_riders`` riders active, each
+    # rider's ``chain_firsts`` best next trips are also priced followed by its
+    # ``chain_seconds`` best trips after them (only the first can be committed). With few
+    # riders a rider's next round is its own; it then runs a short trip with the food that is
+    # ready rather than wait for a batch-mate's. Corner-store seeds 7-26: LB ratio 1.572 ->
+    # 1.560, on-time 95.4 -> 95.8 %, undelivered 9 -> 6 (docs/benchmarks.md).
+    chain_firsts: int = 8
+    chain_seconds: int = 8
+    chain_max_riders: int = 4
     batch_guess: float = 2.0  # orders a rider carries per round, for the queue estimate
     # the cost of one second of a rider's own time, before the queue it holds up: a shop's
     # riders cost by the hour; riders paid by a guarantee cost nothing more while idle
@@ -68,6 +80,7 @@ class QuarterhourPolicy:
             limits=self.limits,
         )
         rider_weight = _rider_time_price(snapshot, geometry, self.rider_own_weight)
+        deferral_costs = _deferral_costs(snapshot, geometry, self.batch_guess, rider_weight)
         pairs = price_pairs(
             bundles,
             rider_modes=snapshot.rider_modes,
@@ -79,7 +92,7 @@ class QuarterhourPolicy:
             shift_ends_s=snapshot.rider_shift_ends_s,
             order_placed_s=snapshot.order_placed_s,
             order_promised_s=snapshot.order_promised_s,
-            deferral_costs=_deferral_costs(snapshot, geometry, self.batch_guess, rider_weight),
+            deferral_costs=deferral_costs,
             now_s=snapshot.now_s,
             pickup_s=snapshot.pickup_s,
             riders_per_bundle=self.riders_per_bundle,
@@ -95,6 +108,26 @@ class QuarterhourPolicy:
             per_rider=self.pairs_per_rider,
             per_order=self.pairs_per_order,
         )
+        look_ahead = int(geometry.rider_active.sum()) <= self.chain_max_riders
+        chains = price_chains(
+            pairs,
+            bundles,
+            firsts_per_rider=self.chain_firsts if look_ahead else 0,
+            seconds_per_first=self.chain_seconds,
+            rider_modes=snapshot.rider_modes,
+            rider_capacities=snapshot.rider_capacities,
+            rider_serves=snapshot.rider_serves,
+            shop_order_s=geometry.shop_order_s,
+            shift_starts_s=snapshot.rider_shift_starts_s,
+            shift_ends_s=snapshot.rider_shift_ends_s,
+            order_placed_s=snapshot.order_placed_s,
+            order_promised_s=snapshot.order_promised_s,
+            deferral_costs=deferral_costs,
+            pickup_s=snapshot.pickup_s,
+            rider_weight=rider_weight,
+            rider_quota_left=snapshot.rider_quota_left,
+            extra_order_cost=snapshot.extra_order_cost,
+        )
         chosen, self.last_method = solve_choice(
             pairs,
             bundles,
@@ -103,8 +136,9 @@ class QuarterhourPolicy:
             seed=self.seed,
             deterministic_limit=self.deterministic_limit,
             time_limit_s=self.time_limit_s,
+            chains=chains,
         )
-        return self._decision(snapshot, geometry, bundles, pairs, chosen)
+        return self._decision(snapshot, geometry, bundles, pairs, chains, chosen)
 
     def _decision(
         self,
@@ -112,40 +146,76 @@ class QuarterhourPolicy:
         geometry: _Geometry,
         bundles: Bundles,
         pairs: Pairs,
+        chains: Chains,
         chosen: IntArray,
     ) -> Decision:
         decision = Decision()
         horizon_s = snapshot.now_s + self.tick_s
-        for p in chosen:
+        for choice in chosen:
+            c = int(choice) - pairs.n_pairs
+            p = int(choice) if c < 0 else int(chains.firsts[c])
             b, r = int(pairs.bundles[p]), int(pairs.riders[p])
-            mode, k = int(snapshot.rider_modes[r]), int(bundles.n_stops[b])
             depart_s = int(pairs.depart_s[p])
             to_shop_s = int(geometry.rider_shop_s[r, bundles.shops[b]])
             # the latest leave that still gives this departure: waiting longer delays the trip
             latest_leave_s = depart_s - snapshot.pickup_s - to_shop_s
             leave_s = int(pairs.leave_s[p])
             committed = leave_s < horizon_s and latest_leave_s < horizon_s
-            trip = PlannedTrip(
-                rider=r,
-                shop=int(bundles.shops[b]),
-                orders=bundles.sequences[b, mode, :k].copy(),
-                leave_s=leave_s,
-                arrive_shop_s=int(pairs.arrive_shop_s[p]),
-                depart_s=depart_s,
-                delivered_s=depart_s + bundles.offsets_s[b, mode, :k],
-                committed=committed,
-            )
+            arrive_s = int(pairs.arrive_shop_s[p])
+            trip = _trip(snapshot, bundles, b, r, leave_s, arrive_s, depart_s, committed)
             decision.trips.append(trip)
             if not committed:
-                for order in trip.orders:
-                    decision.reasons[int(order)] = _held_reason(
-                        snapshot, trip, int(order), int(bundles.ready_s[b]), to_shop_s
-                    )
+                self._hold(decision, snapshot, bundles, trip, b, to_shop_s)
+            if c >= 0:  # the trip after it: never committed now, planned again next tick
+                b = int(chains.bundles[c])
+                leave_s, arrive_s = int(chains.leave_s[c]), int(chains.arrive_shop_s[c])
+                depart_s = int(chains.depart_s[c])
+                trip = _trip(snapshot, bundles, b, r, leave_s, arrive_s, depart_s, False)
+                decision.trips.append(trip)
+                self._hold(decision, snapshot, bundles, trip, b, arrive_s - leave_s)
         planned = {int(o) for trip in decision.trips for o in trip.orders}
         for order in range(snapshot.n_orders):
             if order not in planned:
                 decision.reasons[order] = _unplanned_reason(snapshot, geometry, order)
         return decision
+
+    @staticmethod
+    def _hold(
+        decision: Decision,
+        snapshot: Snapshot,
+        bundles: Bundles,
+        trip: PlannedTrip,
+        bundle: int,
+        to_shop_s: int,
+    ) -> None:
+        for order in trip.orders:
+            decision.reasons[int(order)] = _held_reason(
+                snapshot, trip, int(order), int(bundles.ready_s[bundle]), to_shop_s
+            )
+
+
+def _trip(
+    snapshot: Snapshot,
+    bundles: Bundles,
+    bundle: int,
+    rider: int,
+    leave_s: int,
+    arrive_shop_s: int,
+    depart_s: int,
+    committed: bool,
+) -> PlannedTrip:
+    """Rider ``rider``'s trip carrying ``bundle`` in its best sequence for the rider's mode."""
+    mode, k = int(snapshot.rider_modes[rider]), int(bundles.n_stops[bundle])
+    return PlannedTrip(
+        rider=rider,
+        shop=int(bundles.shops[bundle]),
+        orders=bundles.sequences[bundle, mode, :k].copy(),
+        leave_s=leave_s,
+        arrive_shop_s=arrive_shop_s,
+        depart_s=depart_s,
+        delivered_s=depart_s + bundles.offsets_s[bundle, mode, :k],
+        committed=committed,
+    )
 
 
 class _Geometry:

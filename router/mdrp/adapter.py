@@ -164,4 +164,7 @@ def mdrp_policy(
         batch_guess=batch_guess,
         riders_per_bundle=RIDERS_PER_BUNDLE,
         rider_own_weight=COURIER_OWN_WEIGHT,
+        # no two-trip look-ahead: on four ready-revealed instances it cost 0.2 min (32.81
+        # against 32.63), and couriers pick up one order a trip here
+        chain_firsts=0,
     )

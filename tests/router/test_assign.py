@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from ortools.sat.python import cp_model
 
-from router.assign import Pairs, _choice_model, greedy_choice, shortlist_pairs, solve_choice
+from router.assign import (
+    Chains,
+    Pairs,
+    _choice_model,
+    greedy_choice,
+    shortlist_pairs,
+    solve_choice,
+)
 from router.bundles import Bundles
 
 
@@ -203,6 +210,37 @@ def test_choice_model_is_the_model_the_plain_api_builds(seed: int) -> None:
         costs=rng.integers(-(10**6), 10**5, n_pairs).tolist(),
     )
     hint = (rng.random(n_pairs) < 0.1).astype(np.int64)
-    assert str(_choice_model(pairs, bundles, hint).proto) == _model_by_the_book(
-        pairs, bundles, hint
+    model = _choice_model(bundles.orders[pairs.bundles], pairs.riders, pairs.costs, hint)
+    assert str(model.proto) == _model_by_the_book(pairs, bundles, hint)
+
+
+def _chains(firsts: list[int], bundles: list[int], costs: list[int]) -> Chains:
+    zeros = np.zeros(len(firsts), dtype=np.int64)
+    return Chains(
+        firsts=np.array(firsts, dtype=np.int64),
+        bundles=np.array(bundles, dtype=np.int64),
+        leave_s=zeros,
+        arrive_shop_s=zeros,
+        depart_s=zeros,
+        costs=np.array(costs, dtype=np.int64),
     )
+
+
+def test_a_chain_is_one_riders_two_trips_and_excludes_its_orders_elsewhere() -> None:
+    """One rider, bundles {o0, o1}, {o0}, {o1}: the chain {o0} then {o1} (-13) beats the pair
+    of both (-10) and is returned as index n_pairs + 0; a chain cannot be taken with another
+    pair of its rider nor with a pair carrying one of its orders."""
+    bundles = _bundles([[0, 1], [0], [1]])
+    pairs = _pairs(bundles=[0, 1, 2], riders=[0, 0, 0], costs=[-10, -6, -5])
+    chains = _chains(firsts=[1], bundles=[2], costs=[-13])
+    chosen, method = solve_choice(
+        pairs, bundles, 2, 1, seed=0, deterministic_limit=1.0, time_limit_s=5.0, chains=chains
+    )
+    assert (chosen.tolist(), method) == ([3], "cp-sat")
+    # a second rider with a pair of o1: the chain's second order is taken, so the optimum is
+    # the first rider's {o0} pair and the second rider's {o1} (-6 - 9) rather than the chain
+    pairs = _pairs(bundles=[0, 1, 2, 2], riders=[0, 0, 0, 1], costs=[-10, -6, -5, -9])
+    chosen, _ = solve_choice(
+        pairs, bundles, 2, 2, seed=0, deterministic_limit=1.0, time_limit_s=5.0, chains=chains
+    )
+    assert sorted(chosen.tolist()) == [1, 3]

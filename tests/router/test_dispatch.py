@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from router.dispatch import QuarterhourPolicy, warm_up
-from router.snapshot import Decision, Snapshot, pad_shifts
+from router.snapshot import Decision, PlannedTrip, Snapshot, pad_shifts
 from tests import naive
 
 SHOPS = ((34.5965, 119.2215), (34.6010, 119.2290))
@@ -138,20 +138,28 @@ def _shifts(snapshot: Snapshot, rider: int) -> list[tuple[int, int]]:
 
 
 def _expected_times(
-    snapshot: Snapshot, rider: int, shop: int, orders: list[int]
+    snapshot: Snapshot,
+    rider: int,
+    shop: int,
+    orders: list[int],
+    after: tuple[naive.Point, int] | None = None,
 ) -> dict[str, object] | None:
-    """The trip's times recomputed with the naive twins from the snapshot alone."""
+    """The trip's times recomputed with the naive twins from the snapshot alone (``after``:
+    the rider's position and free time once its first trip is done, for a second trip)."""
     speed = SPEEDS_MPS[int(snapshot.rider_modes[rider])]
     detour = snapshot.detour
     shop_point = _point(snapshot.shop_lats, snapshot.shop_lons, shop)
     rider_point = _point(snapshot.rider_lats, snapshot.rider_lons, rider)
+    free_s = int(snapshot.rider_free_s[rider])
+    if after is not None:
+        rider_point, free_s = after
     points = [shop_point] + [_point(snapshot.order_lats, snapshot.order_lons, o) for o in orders]
     legs_s = [
         naive.travel_s(naive.distance_m(a, b, detour), speed) for a, b in itertools.pairwise(points)
     ]
     return naive.trip_times_s(
         now_s=snapshot.now_s,
-        free_s=int(snapshot.rider_free_s[rider]),
+        free_s=free_s,
         to_shop_s=naive.travel_s(naive.distance_m(rider_point, shop_point, detour), speed),
         ready_s=[int(snapshot.order_ready_s[o]) for o in orders],
         pickup_s=snapshot.pickup_s,
@@ -180,26 +188,35 @@ def _trip_tuples(decision: Decision) -> list[tuple[Any, ...]]:
 @SETTINGS
 @given(snapshots())
 def test_decision_obeys_the_rules(snapshot: Snapshot) -> None:
-    """Every planned trip is disjoint, feasible and timed exactly by the DESIGN rules."""
+    """Every planned trip is disjoint, feasible and timed exactly by the DESIGN rules; a rider
+    has at most a next trip and, tentative, the trip after it, timed from the first's last
+    drop-off."""
     decision = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
     seen_orders: set[int] = set()
-    seen_riders: set[int] = set()
+    trips_of: dict[int, list[PlannedTrip]] = {}
     committed_orders: set[int] = set()
     for trip in decision.trips:
         orders = [int(o) for o in trip.orders]
         assert orders, "a trip carries at least one order"
         assert not seen_orders & set(orders), "an order is in two trips"
         assert len(set(orders)) == len(orders), "an order appears twice in one trip"
-        assert trip.rider not in seen_riders, "a rider has two trips"
         seen_orders |= set(orders)
-        seen_riders.add(trip.rider)
+        earlier = trips_of.setdefault(trip.rider, [])
+        assert len(earlier) < 2, "a rider has three trips"
+        after = None
+        if earlier:
+            assert not trip.committed, "a rider's second trip is committed"
+            first = earlier[0]
+            last_drop = _point(snapshot.order_lats, snapshot.order_lons, int(first.orders[-1]))
+            after = (last_drop, int(first.delivered_s[-1]))
+        earlier.append(trip)
         assert {int(snapshot.order_shops[o]) for o in orders} == {trip.shop}
         assert snapshot.rider_serves[trip.rider, trip.shop], "the rider does not serve the shop"
         assert (
             sum(int(snapshot.order_sizes[o]) for o in orders)
             <= snapshot.rider_capacities[trip.rider]
         )
-        expected = _expected_times(snapshot, trip.rider, trip.shop, orders)
+        expected = _expected_times(snapshot, trip.rider, trip.shop, orders, after)
         assert expected is not None, "no shift admits this trip's departure"
         assert trip.leave_s == expected["leave_s"]
         assert trip.arrive_shop_s == expected["arrive_shop_s"]
@@ -373,3 +390,25 @@ def test_rider_time_costs_its_own_weight_plus_the_queue_it_holds_up() -> None:
     # one rider, five orders: four wait behind it
     assert _rider_time_price(five, _Geometry(five), 0) == 4 * CLICK_TO_DOOR_WEIGHT
     assert _rider_time_price(five, _Geometry(five), 1) == 1 + 4 * CLICK_TO_DOOR_WEIGHT
+
+
+def test_a_lone_rider_runs_the_ready_order_while_the_batch_cooks() -> None:
+    """One e-bike: A ready now 500 m north, B and C ready in 12 minutes 600 m east. The rider
+    takes A at once (committed) and plans B and C as its next trip, tentative, leaving from
+    A's drop-off when A is delivered."""
+    shop = SHOPS[0]
+    north, east = 500 / 111_195, 600 / (111_195 * np.cos(np.radians(shop[0])))
+    snapshot = _one_shop_snapshot(
+        [
+            (shop[0] + north, shop[1], NOW_S),
+            (shop[0], shop[1] + east, NOW_S + 720),
+            (shop[0] + 0.0005, shop[1] + east, NOW_S + 720),
+        ],
+        mode=2,
+    )
+    decision = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    first, second = decision.trips
+    assert (first.orders.tolist(), first.committed) == ([0], True)
+    assert (sorted(second.orders.tolist()), second.committed) == ([1, 2], False)
+    assert second.leave_s == first.delivered_s[-1]
+    assert decision.reasons[1].startswith(("no rider free until", "not ready until"))
