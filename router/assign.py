@@ -75,6 +75,74 @@ def _order_cost(delivered_s: int, placed_s: int, promised_s: int) -> int:
 
 
 @kernel
+def _trip_cost(
+    b: int,
+    m: int,
+    depart_s: int,
+    leave_s: int,
+    n_stops: IntArray,
+    sequences: IntArray,
+    offsets_s: IntArray,
+    order_placed_s: IntArray,
+    order_promised_s: IntArray,
+    rider_weight: int,
+) -> int:
+    """Bundle ``b``'s orders delivered in mode ``m`` leaving the shop at ``depart_s``, and the
+    rider's time from ``leave_s`` to its last drop-off."""
+    cost = 0
+    for step in range(n_stops[b]):
+        order = sequences[b, m, step]
+        cost += _order_cost(
+            depart_s + offsets_s[b, m, step], order_placed_s[order], order_promised_s[order]
+        )
+    return cost + rider_weight * (depart_s + offsets_s[b, m, n_stops[b] - 1] - leave_s)
+
+
+@kernel
+def _cheapest_rows(
+    n_rows: int, width: int
+) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
+    """Empty rows of the ``width`` cheapest entries: ids (-1), costs, leave, arrive, depart."""
+    ids = np.full((n_rows, width), -1, dtype=np.int64)
+    costs = np.full((n_rows, width), np.iinfo(np.int64).max, dtype=np.int64)
+    leave_s = np.zeros((n_rows, width), dtype=np.int64)
+    arrive_s = np.zeros((n_rows, width), dtype=np.int64)
+    depart_s = np.zeros((n_rows, width), dtype=np.int64)
+    return ids, costs, leave_s, arrive_s, depart_s
+
+
+@kernel
+def _keep_cheapest(
+    ids: IntArray,
+    costs: IntArray,
+    leaves_s: IntArray,
+    arrives_s: IntArray,
+    departs_s: IntArray,
+    entry: int,
+    cost: int,
+    leave_s: int,
+    arrive_s: int,
+    depart_s: int,
+) -> None:
+    """Insert an entry into one row of the cheapest (sorted by cost, its width kept)."""
+    width = costs.shape[0]
+    slot = width
+    while slot > 0 and cost < costs[slot - 1]:
+        slot -= 1
+    if slot == width:
+        return
+    for k in range(width - 1, slot, -1):
+        ids[k], costs[k] = ids[k - 1], costs[k - 1]
+        leaves_s[k], arrives_s[k], departs_s[k] = (
+            leaves_s[k - 1],
+            arrives_s[k - 1],
+            departs_s[k - 1],
+        )
+    ids[slot], costs[slot] = entry, cost
+    leaves_s[slot], arrives_s[slot], departs_s[slot] = leave_s, arrive_s, depart_s
+
+
+@kernel
 def _price_pairs(
     bundle_shops: IntArray,
     bundle_sizes: IntArray,
@@ -100,12 +168,8 @@ def _price_pairs(
 ) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
     n_bundles = bundle_shops.shape[0]
     n_riders = rider_modes.shape[0]
-    width = min(riders_per_bundle, n_riders)
-    out_rider = np.full((n_bundles, width), -1, dtype=np.int64)
-    out_cost = np.full((n_bundles, width), np.iinfo(np.int64).max, dtype=np.int64)
-    out_leave = np.zeros((n_bundles, width), dtype=np.int64)
-    out_arrive = np.zeros((n_bundles, width), dtype=np.int64)
-    out_depart = np.zeros((n_bundles, width), dtype=np.int64)
+    out = _cheapest_rows(n_bundles, min(riders_per_bundle, n_riders))
+    out_rider, out_cost, out_leave, out_arrive, out_depart = out
     for b in range(n_bundles):
         shop = bundle_shops[b]
         for r in range(n_riders):
@@ -118,33 +182,40 @@ def _price_pairs(
             )
             if depart_s == NO_TIME:
                 continue
-            m = rider_modes[r]
-            cost = 0
-            for step in range(n_stops[b]):
-                order = sequences[b, m, step]
-                cost += _order_cost(
-                    depart_s + offsets_s[b, m, step], order_placed_s[order], order_promised_s[order]
-                )
-            cost += rider_weight * (depart_s + offsets_s[b, m, n_stops[b] - 1] - leave_s)
+            cost = _trip_cost(
+                b,
+                rider_modes[r],
+                depart_s,
+                leave_s,
+                n_stops,
+                sequences,
+                offsets_s,
+                order_placed_s,
+                order_promised_s,
+                rider_weight,
+            )
             cost += extra_order_cost * max(0, n_stops[b] - max(0, rider_quota_left[r]))
-            # keep the cheapest riders of this bundle (insertion into a short sorted row)
-            slot = width
-            while slot > 0 and cost < out_cost[b, slot - 1]:
-                slot -= 1
-            if slot == width:
-                continue
-            for k in range(width - 1, slot, -1):
-                out_cost[b, k] = out_cost[b, k - 1]
-                out_rider[b, k] = out_rider[b, k - 1]
-                out_leave[b, k] = out_leave[b, k - 1]
-                out_arrive[b, k] = out_arrive[b, k - 1]
-                out_depart[b, k] = out_depart[b, k - 1]
-            out_cost[b, slot] = cost
-            out_rider[b, slot] = r
-            out_leave[b, slot] = leave_s
-            out_arrive[b, slot] = arrive_s
-            out_depart[b, slot] = depart_s
+            # keep the cheapest riders of this bundle
+            _keep_cheapest(
+                out_rider[b],
+                out_cost[b],
+                out_leave[b],
+                out_arrive[b],
+                out_depart[b],
+                r,
+                cost,
+                leave_s,
+                arrive_s,
+                depart_s,
+            )
     return out_rider, out_cost, out_leave, out_arrive, out_depart
+
+
+def bundle_deferral_costs(bundles: Bundles, deferral_costs: IntArray) -> IntArray:
+    """What deferring each bundle's orders costs: their deferral costs summed."""
+    present = bundles.orders >= 0
+    deferred = np.where(present, deferral_costs[np.where(present, bundles.orders, 0)], 0)
+    return deferred.sum(axis=1).astype(np.int64)
 
 
 def price_pairs(
@@ -199,9 +270,7 @@ def price_pairs(
         np.ascontiguousarray(rider_quota_left, dtype=np.int64),
         int(extra_order_cost),
     )
-    present = bundles.orders >= 0
-    deferral = np.where(present, deferral_costs[np.where(present, bundles.orders, 0)], 0)
-    net = costs - deferral.sum(axis=1, keepdims=True)
+    net = costs - bundle_deferral_costs(bundles, deferral_costs)[:, None]
     keep = (riders >= 0) & (net < 0)
     bundle_index = np.broadcast_to(np.arange(bundles.n_bundles)[:, None], riders.shape)
     return Pairs(
@@ -244,11 +313,8 @@ def _price_chains(
 ) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
     n_firsts = first_pairs.shape[0]
     n_bundles = bundle_shops.shape[0]
-    out_bundle = np.full((n_firsts, per_first), -1, dtype=np.int64)
-    out_cost = np.full((n_firsts, per_first), np.iinfo(np.int64).max, dtype=np.int64)
-    out_leave = np.zeros((n_firsts, per_first), dtype=np.int64)
-    out_arrive = np.zeros((n_firsts, per_first), dtype=np.int64)
-    out_depart = np.zeros((n_firsts, per_first), dtype=np.int64)
+    out = _cheapest_rows(n_firsts, per_first)
+    out_bundle, out_cost, out_leave, out_arrive, out_depart = out
     for f in range(n_firsts):
         p = first_pairs[f]
         first, r = pair_bundles[p], pair_riders[p]
@@ -274,32 +340,32 @@ def _price_chains(
             )
             if depart_s == NO_TIME:
                 continue
-            cost = -bundle_deferral[b]
-            for step in range(n_stops[b]):
-                order = sequences[b, m, step]
-                cost += _order_cost(
-                    depart_s + offsets_s[b, m, step], order_placed_s[order], order_promised_s[order]
+            cost = _trip_cost(
+                b,
+                m,
+                depart_s,
+                leave_s,
+                n_stops,
+                sequences,
+                offsets_s,
+                order_placed_s,
+                order_promised_s,
+                rider_weight,
+            )
+            cost += extra_order_cost * max(0, n_stops[b] - quota_left) - bundle_deferral[b]
+            if cost < 0:
+                _keep_cheapest(
+                    out_bundle[f],
+                    out_cost[f],
+                    out_leave[f],
+                    out_arrive[f],
+                    out_depart[f],
+                    b,
+                    cost,
+                    leave_s,
+                    arrive_s,
+                    depart_s,
                 )
-            cost += rider_weight * (depart_s + offsets_s[b, m, n_stops[b] - 1] - leave_s)
-            cost += extra_order_cost * max(0, n_stops[b] - quota_left)
-            if cost >= 0:
-                continue
-            slot = per_first
-            while slot > 0 and cost < out_cost[f, slot - 1]:
-                slot -= 1
-            if slot == per_first:
-                continue
-            for k in range(per_first - 1, slot, -1):
-                out_cost[f, k] = out_cost[f, k - 1]
-                out_bundle[f, k] = out_bundle[f, k - 1]
-                out_leave[f, k] = out_leave[f, k - 1]
-                out_arrive[f, k] = out_arrive[f, k - 1]
-                out_depart[f, k] = out_depart[f, k - 1]
-            out_cost[f, slot] = cost
-            out_bundle[f, slot] = b
-            out_leave[f, slot] = leave_s
-            out_arrive[f, slot] = arrive_s
-            out_depart[f, slot] = depart_s
     return out_bundle, out_cost, out_leave, out_arrive, out_depart
 
 
@@ -336,10 +402,6 @@ def price_chains(
     group_start = np.searchsorted(riders_sorted, riders_sorted, side="left")
     rank = np.arange(pairs.n_pairs) - group_start
     first_pairs = np.sort(by_rider[rank < firsts_per_rider]).astype(np.int64)
-    present = bundles.orders >= 0
-    bundle_deferral = np.where(
-        present, deferral_costs[np.where(present, bundles.orders, 0)], 0
-    ).sum(axis=1)
     seconds, costs, leave_s, arrive_s, depart_s = _price_chains(
         first_pairs,
         pairs.bundles,
@@ -352,7 +414,7 @@ def price_chains(
         bundles.n_stops,
         bundles.sequences,
         bundles.offsets_s,
-        bundle_deferral.astype(np.int64),
+        bundle_deferral_costs(bundles, deferral_costs),
         rider_modes,
         rider_capacities,
         rider_serves,
