@@ -139,6 +139,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unhandled)
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` with ``body``, already read, as its first message."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class BodySizeLimit:
     """ASGI middleware: a request body over ``max_body_bytes`` gets 413 ``payload_too_large``.
 
@@ -180,16 +194,7 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 break
 
-        body_sent = False
-
-        async def replay() -> Message:
-            nonlocal body_sent
-            if body_sent:
-                return await receive()
-            body_sent = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(

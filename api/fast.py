@@ -40,12 +40,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy import Engine, bindparam, select
 from sqlmodel import SQLModel
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from api import trip_read
 from api.db import is_sqlite
 from api.deps import engine_of, get_current_shop_read, group_commit_of, now_of
-from api.errors import not_found
+from api.errors import not_found, replaying
 from api.models import Order, OrderPublic, Shop
 
 logger = logging.getLogger("api.fast")
@@ -308,7 +308,7 @@ class QuarterhourApp(FastAPI):
         try:
             value = await fast_route.handler(Call(request, params, body), fast_route.route)
         except Fallback:
-            await super().__call__(scope, _replay(body, receive), send)
+            await super().__call__(scope, replaying(body, receive), send)
             return
         except Exception as error:
             handled, response = await self._handle_error(request, error)
@@ -356,17 +356,3 @@ class QuarterhourApp(FastAPI):
                     raise TypeError("an exception handler must answer a Response")
                 return cls is not Exception, response
         raise error  # pragma: no cover - ``Exception`` has a handler
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """``receive`` with ``body``, already read, as its first message."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
