@@ -244,6 +244,15 @@ def get_owned(
 RowT = TypeVar("RowT", bound=SQLModel)
 
 
+def changes_of(update: SQLModel) -> dict[str, Any]:
+    """The fields a PATCH body sets, by name; 422 for one set to null (leave it out instead)."""
+    changes = update.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None:
+            raise AppError(422, "validation_error", f"{name}: may be left out, not null")
+    return changes
+
+
 def fetch_page(
     session: Session,
     model: type[RowT],

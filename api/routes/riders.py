@@ -25,6 +25,7 @@ from api.deps import (
     GroupCommitDep,
     NowDep,
     SessionDep,
+    changes_of,
     fetch_page,
 )
 from api.errors import AppError, not_found
@@ -131,10 +132,7 @@ def update_rider(
     rider = get_served_rider(session, shop, rider_id, lock=True)
     if rider.shop_id != shop.id:
         raise AppError(403, "not_home_shop", "only the rider's home shop may change it")
-    changes = rider_update.model_dump(exclude_unset=True)
-    for name, value in changes.items():
-        if value is None:
-            raise AppError(422, "validation_error", f"{name}: may be left out, not null")
+    changes = changes_of(rider_update)
     shifts = changes.pop("shifts", None)
     for name, value in changes.items():
         setattr(rider, name, value)

@@ -10,7 +10,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlmodel import Session, col, func, select
 
-from api.deps import AdminDep, CurrentShopDep, ManagedShopDep, NowDep, SessionDep
+from api.deps import (
+    AdminDep,
+    CurrentShopDep,
+    ManagedShopDep,
+    NowDep,
+    SessionDep,
+    changes_of,
+)
 from api.errors import AppError, not_found
 from api.kpis import local_date, shop_kpis
 from api.models import (
@@ -66,9 +73,7 @@ def read_shop(shop_id: uuid.UUID, shop: CurrentShopDep) -> ShopPublic:
 def update_shop(shop_update: ShopUpdate, shop: ManagedShopDep, session: SessionDep) -> ShopPublic:
     """Change the shop's ``name`` or ``timezone`` (its own key or the admin token); the fields
     left out stay as they are. A new time zone changes which orders each KPI day counts."""
-    for name, value in shop_update.model_dump(exclude_unset=True).items():
-        if value is None:
-            raise AppError(422, "validation_error", f"{name}: may be left out, not null")
+    for name, value in changes_of(shop_update).items():
         setattr(shop, name, value)
     session.add(shop)
     session.commit()
