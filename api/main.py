@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -62,6 +63,16 @@ logger = logging.getLogger("api.main")
 GIL_SWITCH_INTERVAL_S = 0.001
 
 
+def freeze_start_up_heap() -> None:
+    """Hide what the start-up made (modules, kernels, the app) from the cyclic collector,
+    once a process: its full collections then walk only what requests made since. Under
+    ``make load`` they had taken 100-230 ms each, with every request waiting, several times a
+    minute; after this, 10-35 ms (session 7)."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+
+
 @health_router.get("/healthz")
 def healthz(engine: EngineDep) -> dict[str, str]:
     """The service is up and its database answers."""
@@ -97,6 +108,7 @@ def create_app(
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         upgrade(engine)  # Alembic migrations to head
         warm_up(dispatch=settings.dispatch_enabled)
+        freeze_start_up_heap()
         loops = []
         owner_id = new_worker_id()
         if settings.dispatch_enabled:

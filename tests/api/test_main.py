@@ -45,3 +45,11 @@ def test_documented_errors_are_code_and_message(client: TestClient) -> None:
                 if status.startswith(("4", "5")):
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": error_ref}, (method, path, status)
+
+
+def test_the_start_up_heap_is_frozen(client: TestClient) -> None:
+    """Once the app has started, what the start-up made is out of the collector's sight (its
+    full collections under load then walk only the requests' objects)."""
+    import gc
+
+    assert gc.get_freeze_count() > 0
