@@ -23,7 +23,13 @@ batches grow with the load. The same code path serves PostgreSQL (no write turn 
 batch in flight per process, concurrent with other processes' transactions).
 
 A piece of work must flush at most, never commit or roll back the session, and must return
-plain data (not ORM rows, which later savepoints may expire).
+plain data (not ORM rows, which later savepoints may expire). It may be run more than once (see
+below), so it must be a function of the database only.
+
+A batch is first written without savepoints (``_run_trusting``): most pieces of work succeed,
+and a savepoint costs two more statements a piece, each a wait for the GIL behind the event
+loop. Only when a piece raises is the whole transaction rolled back and the batch written again
+as above, a savepoint each, so that the piece fails alone.
 
 Batch kinds: a piece of work may be ``Batched(kind, item)``, one item of a ``BatchKind`` (order
 intake, ``api.intake``). The items of one kind in a batch are written together by
@@ -159,13 +165,57 @@ def _run_all(session: Session, works: list[Work[Any]]) -> list[Outcome]:
     return [outcomes[index] for index in range(len(works))]
 
 
+class _Raised(Exception):
+    """A piece of work raised in the trusting pass: the batch is written again, with savepoints."""
+
+
+def _run_trusting(session: Session, works: list[Work[Any]]) -> list[Outcome]:
+    """``_run_all`` without savepoints; ``_Raised`` as soon as a piece of work (or its flush)
+    raises, the transaction then holding a part of the batch only."""
+    groups: dict[BatchKind[Any, Any], list[tuple[int, Batched[Any, Any]]]] = {}
+    for index, work in enumerate(works):
+        if isinstance(work, Batched):
+            groups.setdefault(work.kind, []).append((index, work))
+    outcomes: dict[int, Outcome] = {}
+    try:
+        for index, work in enumerate(works):
+            if index in outcomes:
+                continue
+            if not isinstance(work, Batched):
+                outcomes[index] = Outcome(value=work(session))
+                session.flush()
+                continue
+            members = groups[work.kind]
+            found = work.kind.many(session, [batched.item for _, batched in members])
+            session.flush()
+            left = []
+            for (member, _), outcome in zip(members, found, strict=True):
+                if outcome is None:
+                    left.append(member)
+                else:
+                    outcomes[member] = outcome
+            for member in left:  # after the group, as ``_run_group`` runs them
+                outcomes[member] = Outcome(value=works[member](session))
+                session.flush()
+    except Exception as error:
+        raise _Raised from error
+    return [outcomes[index] for index in range(len(works))]
+
+
 def write_batch(engine: Engine, works: list[Work[Any]]) -> list[Outcome]:
-    """Run ``works`` in one write transaction, each in its own savepoint, and commit once;
-    each one's outcome, or the transaction's error for all of them when it failed."""
+    """Run ``works`` in one write transaction, each failing alone (in its own savepoint when
+    one fails), and commit once; each one's outcome, or the transaction's error for all of
+    them when it failed."""
     try:
         with Session(writer(engine), expire_on_commit=False) as session:
             session.connection()  # BEGIN (IMMEDIATE on SQLite) now, outside any savepoint
-            outcomes = _run_all(session, works)
+            try:
+                outcomes = _run_trusting(session, works)
+            except _Raised as raised:
+                logger.debug("batch of %d written again, savepoints: %r", len(works), raised)
+                session.rollback()
+                session.connection()  # BEGIN again
+                outcomes = _run_all(session, works)
             session.commit()
     except Exception as error:  # nothing of the batch is stored
         logger.warning("a group commit of %d writes failed: %s", len(works), error)

@@ -140,3 +140,44 @@ def test_a_failing_write_in_a_batch_leaves_the_others_stored(
             for value in connection.exec_driver_sql("SELECT id FROM orders").scalars()
         }
     assert ids == stored
+
+
+def test_a_batch_that_succeeds_is_written_once_without_savepoints(
+    client: TestClient, shop: ShopHandle, engine: Engine
+) -> None:
+    """A batch whose writes all succeed runs each of them once, in the transaction itself (no
+    SAVEPOINT statement); one that raises is written again, a savepoint each."""
+    from sqlalchemy import event
+
+    row = _load_shop(engine, shop)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    runs: list[str] = []
+
+    def place(external_id: str, **overrides: Any) -> Any:
+        order_in = OrderCreate.model_validate(order_body(external_id=external_id, **overrides))
+
+        def work(session: Session) -> uuid.UUID:
+            runs.append(external_id)
+            return place_order(session, row, order_in, START)[0].id
+
+        return work
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        outcomes = write_batch(engine, [place("T-1"), place("T-2")])
+        assert all(outcome.error is None for outcome in outcomes)
+        assert runs == ["T-1", "T-2"] and "SAVEPOINT" not in statements
+        runs.clear()
+        outcomes = write_batch(
+            engine,
+            [place("T-3"), place("T-4", dropoff_lat=OUTSIDE_LAT, dropoff_lon=OUTSIDE_LON)],
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [outcome.error is None for outcome in outcomes] == [True, False]
+    assert runs == ["T-3", "T-4", "T-3", "T-4"] and "SAVEPOINT" in statements
+    assert count_rows(engine, "orders") == 3  # T-1, T-2, T-3: each once
