@@ -26,10 +26,10 @@ A piece of work must flush at most, never commit or roll back the session, and m
 plain data (not ORM rows, which later savepoints may expire). It may be run more than once (see
 below), so it must be a function of the database only.
 
-A batch is first written without savepoints (``_run_trusting``): most pieces of work succeed,
-and a savepoint costs two more statements a piece, each a wait for the GIL behind the event
-loop. Only when a piece raises is the whole transaction rolled back and the batch written again
-as above, a savepoint each, so that the piece fails alone.
+A batch is first written without savepoints (``_trust_one``, ``_trust_group``): most pieces
+of work succeed, and a savepoint costs two more statements a piece, each a wait for the GIL
+behind the event loop. Only when a piece raises is the whole transaction rolled back and the
+batch written again as above, a savepoint each, so that the piece fails alone.
 
 Batch kinds: a piece of work may be ``Batched(kind, item)``, one item of a ``BatchKind`` (order
 intake, ``api.intake``). The items of one kind in a batch are written together by
@@ -142,8 +142,44 @@ def _run_group(session: Session, group: list[Batched[Any, Any]]) -> list[Outcome
     ]
 
 
-def _run_all(session: Session, works: list[Work[Any]]) -> list[Outcome]:
-    """Every piece of work of a batch, the items of each batch kind as one group."""
+class _Raised(Exception):
+    """A piece of work raised in the trusting pass: the batch is written again, with savepoints."""
+
+
+def _trust_one(session: Session, work: Work[Any]) -> Outcome:
+    """Run ``work`` and flush, no savepoint; ``_Raised`` when either raises (the transaction
+    then holds a part of the batch only)."""
+    try:
+        value = work(session)
+        session.flush()
+    except Exception as error:
+        raise _Raised from error
+    return Outcome(value=value)
+
+
+def _trust_group(session: Session, group: list[Batched[Any, Any]]) -> list[Outcome]:
+    """``_run_group`` without savepoints: ``many``, then ``one`` for the rest, or ``_Raised``."""
+    kind = group[0].kind
+    try:
+        found = kind.many(session, [batched.item for batched in group])
+        session.flush()
+    except Exception as error:
+        raise _Raised from error
+    return [
+        outcome if outcome is not None else _trust_one(session, batched)
+        for batched, outcome in zip(group, found, strict=True)
+    ]
+
+
+def _run_all(
+    session: Session,
+    works: list[Work[Any]],
+    run_one: Callable[[Session, Work[Any]], Outcome] = _run_one,
+    run_group: Callable[[Session, list[Batched[Any, Any]]], list[Outcome]] = _run_group,
+) -> list[Outcome]:
+    """Every piece of work of a batch, the items of each batch kind as one group (at the place
+    of its first item): each in a savepoint of its own by default, or trusting (``_trust_one``
+    and ``_trust_group``)."""
     groups: dict[BatchKind[Any, Any], list[tuple[int, Batched[Any, Any]]]] = {}
     steps: list[int | BatchKind[Any, Any]] = []
     for index, work in enumerate(works):
@@ -157,48 +193,11 @@ def _run_all(session: Session, works: list[Work[Any]]) -> list[Outcome]:
     outcomes: dict[int, Outcome] = {}
     for step in steps:
         if isinstance(step, int):
-            outcomes[step] = _run_one(session, works[step])
+            outcomes[step] = run_one(session, works[step])
             continue
         members = groups[step]
-        written = _run_group(session, [batched for _, batched in members])
+        written = run_group(session, [batched for _, batched in members])
         outcomes.update(zip((index for index, _ in members), written, strict=True))
-    return [outcomes[index] for index in range(len(works))]
-
-
-class _Raised(Exception):
-    """A piece of work raised in the trusting pass: the batch is written again, with savepoints."""
-
-
-def _run_trusting(session: Session, works: list[Work[Any]]) -> list[Outcome]:
-    """``_run_all`` without savepoints; ``_Raised`` as soon as a piece of work (or its flush)
-    raises, the transaction then holding a part of the batch only."""
-    groups: dict[BatchKind[Any, Any], list[tuple[int, Batched[Any, Any]]]] = {}
-    for index, work in enumerate(works):
-        if isinstance(work, Batched):
-            groups.setdefault(work.kind, []).append((index, work))
-    outcomes: dict[int, Outcome] = {}
-    try:
-        for index, work in enumerate(works):
-            if index in outcomes:
-                continue
-            if not isinstance(work, Batched):
-                outcomes[index] = Outcome(value=work(session))
-                session.flush()
-                continue
-            members = groups[work.kind]
-            found = work.kind.many(session, [batched.item for _, batched in members])
-            session.flush()
-            left = []
-            for (member, _), outcome in zip(members, found, strict=True):
-                if outcome is None:
-                    left.append(member)
-                else:
-                    outcomes[member] = outcome
-            for member in left:  # after the group, as ``_run_group`` runs them
-                outcomes[member] = Outcome(value=works[member](session))
-                session.flush()
-    except Exception as error:
-        raise _Raised from error
     return [outcomes[index] for index in range(len(works))]
 
 
@@ -210,7 +209,7 @@ def write_batch(engine: Engine, works: list[Work[Any]]) -> list[Outcome]:
         with Session(writer(engine), expire_on_commit=False) as session:
             session.connection()  # BEGIN (IMMEDIATE on SQLite) now, outside any savepoint
             try:
-                outcomes = _run_trusting(session, works)
+                outcomes = _run_all(session, works, _trust_one, _trust_group)
             except _Raised as raised:
                 logger.debug("batch of %d written again, savepoints: %r", len(works), raised)
                 session.rollback()
