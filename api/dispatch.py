@@ -40,6 +40,7 @@ from api.config import Settings
 from api.db import writer
 from api.engine import BusyRider, ShopPlan, plan_shop
 from api.group_commit import GroupCommit
+from api.ids import new_id
 from api.models import (
     DISPATCH_NOTE_CHARS,
     Order,
@@ -416,7 +417,7 @@ def store_decision(
             or not all(unchanged(order_id) for order_id in trip_plan.order_ids)
         ):
             continue
-        trip_id = uuid.uuid4()
+        trip_id = new_id()
         connection.execute(
             INSERT_TRIP,
             {
@@ -524,16 +525,20 @@ def _note_reasons(connection: Connection, orders: Sequence[Any], plan: ShopPlan)
 
 
 def shops_waiting(engine: Engine) -> list[uuid.UUID]:
-    """The shops with an order waiting for a trip (a read transaction)."""
-    with Session(engine) as session:
-        return list(
-            session.exec(
-                select(Order.shop_id)
-                .where(Order.status == OrderStatus.pending.value, col(Order.trip_id).is_(None))
-                .distinct()
-                .order_by(col(Order.shop_id))
-            ).all()
+    """The shops with an order waiting for a trip (a read transaction): for each shop, one
+    search of ``ix_orders_shop_status_placed`` that stops at its first waiting order (not a
+    walk of every shop's pending orders)."""
+    waiting = (
+        select(Order.id)
+        .where(
+            Order.shop_id == Shop.id,
+            Order.status == OrderStatus.pending.value,
+            col(Order.trip_id).is_(None),
         )
+        .exists()
+    )
+    with Session(engine) as session:
+        return list(session.exec(select(Shop.id).where(waiting).order_by(col(Shop.id))).all())
 
 
 def read_decision(

@@ -34,6 +34,7 @@ from sqlmodel import Session, SQLModel
 from api.engine import walk_s
 from api.errors import AppError
 from api.group_commit import BatchKind, Outcome
+from api.ids import new_id
 from api.models import (
     IdempotencyRecord,
     Order,
@@ -210,7 +211,7 @@ def new_order_values(
     """The columns of a new order of ``shop`` placed ``now`` (its circle checked first)."""
     check_in_circle(shop, order_in)
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "shop_id": shop.id,
         "source": order_in.source,
         "external_id": order_in.external_id,

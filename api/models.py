@@ -21,6 +21,8 @@ from pydantic import Field as PydanticField
 from sqlalchemy import DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from api.ids import new_id
+
 # Names of constraints and indexes (Alembic's batch mode on SQLite alters only named ones).
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -144,7 +146,7 @@ class ShopUpdate(InputModel):
 class Shop(ShopBase, table=True):
     __tablename__ = "shops"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime())
 
 
@@ -158,7 +160,7 @@ class ApiKey(SQLModel, table=True):
 
     __tablename__ = "api_keys"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
     key_sha256: str = Field(max_length=64, unique=True, index=True)
     prefix: str = Field(max_length=16)
@@ -235,7 +237,7 @@ class Rider(RiderBase, table=True):
 
     __tablename__ = "riders"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
     on_duty: bool = False
     lat: float | None = None
@@ -441,11 +443,14 @@ class Order(OrderBase, table=True):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("shop_id", "source", "external_id", name="uq_orders_shop_source_ext"),
+        # A shop's orders of one status, oldest first: the dispatch's snapshot of its pending
+        # orders, the orders list filtered by status (no index on shop_id or status alone).
+        Index("ix_orders_shop_status_placed", "shop_id", "status", "placed_at"),
     )
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
-    status: str = Field(default=OrderStatus.pending.value, max_length=16, index=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    shop_id: uuid.UUID = Field(foreign_key="shops.id")
+    status: str = Field(default=OrderStatus.pending.value, max_length=16)
     placed_at: datetime = Field(sa_type=UTCDateTime())
     ready_at: datetime = Field(sa_type=UTCDateTime())
     promised_at: datetime = Field(sa_type=UTCDateTime())
@@ -546,7 +551,7 @@ class Trip(SQLModel, table=True):
 
     __tablename__ = "trips"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
     rider_id: uuid.UUID = Field(foreign_key="riders.id", index=True)
     status: str = Field(default=TripStatus.committed.value, max_length=16, index=True)
@@ -656,7 +661,8 @@ class IdempotencyRecord(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("shop_id", "key", name="uq_idempotency_shop_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
+    # No index of its own: ``uq_idempotency_shop_key`` begins with it.
+    shop_id: uuid.UUID = Field(foreign_key="shops.id")
     key: str = Field(max_length=255)
     request_sha256: str = Field(max_length=64)
     response_status: int
@@ -687,7 +693,7 @@ class WebhookSecret(SQLModel, table=True):
 
     __tablename__ = "webhook_secrets"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
     secret: str = Field(max_length=128)
     prefix: str = Field(max_length=16)
@@ -870,7 +876,7 @@ class WebhookEndpoint(SQLModel, table=True):
 
     __tablename__ = "webhook_endpoints"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
     url: str = Field(max_length=2048)
     # The subscribed event types, space-separated.
@@ -933,7 +939,7 @@ class WebhookDelivery(SQLModel, table=True):
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
     )
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
     endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoints.id")
     event_id: str = Field(foreign_key="outbox_events.id", index=True, max_length=32)

@@ -18,7 +18,7 @@ from sqlmodel import Session
 import api.dispatch
 from api.config import Settings
 from api.db import writer
-from api.dispatch import dispatch_all, lease_and_store, read_decision
+from api.dispatch import dispatch_all, lease_and_store, read_decision, shops_waiting
 from api.engine import TRAVEL_RULES, ShopPlan, absolute_reason, plan_shop
 from api.main import create_app
 from api.models import Order, Rider, Shop
@@ -533,3 +533,21 @@ def test_the_loop_skips_a_shop_whose_riders_are_all_on_a_trip(
     on_duty_rider(client, shop, name="Zhang Min")
     decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
     assert decision is not None and uuid.UUID(waiting["id"]) in decision.order_updated_ats
+
+
+def test_shops_waiting_are_those_with_an_order_waiting_for_a_trip(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """A shop counts while it has a pending order on no trip; its order assigned or cancelled,
+    it no longer does; a shop with no order never does. In id order."""
+    assigned, cancelled, waiting, idle = (make_shop() for _ in range(4))
+    on_duty_rider(client, assigned)
+    order_of = {shop.id: post_order(client, shop) for shop in (assigned, cancelled, waiting)}
+    assert shops_waiting(engine) == sorted(
+        uuid.UUID(shop.id) for shop in (assigned, cancelled, waiting)
+    )
+    dispatch_until_assigned(client, assigned, engine, clock, order_of[assigned.id])
+    url = f"/v1/orders/{order_of[cancelled.id]['id']}/cancel"
+    assert client.post(url, headers=cancelled.headers).status_code == 200
+    assert shops_waiting(engine) == [uuid.UUID(waiting.id)]
+    assert uuid.UUID(idle.id) not in shops_waiting(engine)

@@ -80,7 +80,7 @@ def test_a_drifted_schema_is_detected(empty_engine: Engine) -> None:
     """An index missing from the database shows up as a difference."""
     upgrade(empty_engine)
     with empty_engine.begin() as connection:
-        connection.execute(text("DROP INDEX ix_orders_status"))
+        connection.execute(text("DROP INDEX ix_orders_updated_at"))
     differences = schema_differences(empty_engine)
     assert [difference[0] for difference in differences] == ["add_index"]
 

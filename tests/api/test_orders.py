@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -284,3 +285,12 @@ def test_missing_order_is_404(client: TestClient, shop: ShopHandle) -> None:
     assert_error(client.get(f"/v1/orders/{missing}", headers=shop.headers), 404, "not_found")
     assert_error(client.post(f"/v1/orders/{missing}/cancel", headers=shop.headers), 404)
     assert_error(client.get(f"/v1/orders/{missing}/events", headers=shop.headers), 404)
+
+
+def test_ids_are_time_ordered_uuid7(client: TestClient, shop: ShopHandle) -> None:
+    """Shops and orders get UUIDv7 ids (``api.ids``): an order made later has no earlier
+    millisecond in its id."""
+    first, second = (post_order(client, shop).json() for _ in range(2))
+    ids = [uuid.UUID(shop.id), uuid.UUID(first["id"]), uuid.UUID(second["id"])]
+    assert [one.version for one in ids] == [7, 7, 7]
+    assert ids[1].int >> 80 <= ids[2].int >> 80
