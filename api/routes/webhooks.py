@@ -6,7 +6,6 @@ The processing rules (deduplication, out-of-order events, what each type does) a
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from datetime import datetime
@@ -23,7 +22,7 @@ from api.deps import EngineDep, GroupCommitDep, NowDep, SettingsDep
 from api.errors import AppError, describe_validation_errors
 from api.group_commit import GroupCommit
 from api.inbound import (
-    authenticate,
+    authentic_shop,
     parse_json,
     process_event,
     unauthorized,
@@ -32,7 +31,6 @@ from api.inbound import (
 from api.models import (
     SOURCE_PATTERN,
     ErrorPublic,
-    InboundCancelEvent,
     InboundEventAck,
     InboundEventIn,
     InboundOrderData,
@@ -167,6 +165,7 @@ async def _write_processed(
 )
 async def receive_shopify_order(
     body: RawBodyDep,
+    engine: EngineDep,
     group_commit: GroupCommitDep,
     now: NowDep,
     shop_id: Annotated[
@@ -197,10 +196,11 @@ async def receive_shopify_order(
         raise unauthorized("missing X-Shopify-Hmac-Sha256 or X-Shopify-Webhook-Id header")
     event_id = webhook_id.strip()
 
+    shop = await authentic_shop(
+        engine, shop_id, now, lambda secrets: shopify_matches(hmac_header, secrets, body)
+    )
+
     def take(session: Session) -> InboundEventAck:
-        shop = authenticate(
-            session, shop_id, now, lambda secrets: shopify_matches(hmac_header, secrets, body)
-        )
         if topic != SHOPIFY_TOPIC:
             raise AppError(
                 422,
@@ -276,16 +276,12 @@ async def take_event(
     payload = parse_json(body)
     shop_id = payload.get("shop_id") if isinstance(payload, dict) else None
 
-    def read_authentic(engine: Engine) -> tuple[Shop, InboundOrderEvent | InboundCancelEvent]:
-        with Session(engine, expire_on_commit=False) as session:
-            shop = authenticate(
-                session, shop_id, now, lambda keys: matches(signatures, keys, timestamp, body)
-            )
-        return shop, validate_event(payload)
-
-    # Signature and body checked in a read transaction of their own, before the write: the
-    # group writer, which every write of the process waits for, only stores the event.
-    shop, event = await asyncio.to_thread(read_authentic, engine)
+    # Signature and body checked before the write: the group writer, which every write of the
+    # process waits for, only stores the event.
+    shop = await authentic_shop(
+        engine, shop_id, now, lambda keys: matches(signatures, keys, timestamp, body)
+    )
+    event = validate_event(payload)
 
     def take(session: Session) -> InboundEventAck:
         return process_event(session, shop, source, event, now)

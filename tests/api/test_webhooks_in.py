@@ -9,10 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+import api.key_cache
 from api.inbound import purge_inbound_events
 from api.models import InboundOrderData, OrderCreate
 from api.signing import signature_header
@@ -371,3 +373,42 @@ def test_openapi_describes_the_inbound_format(app: FastAPI) -> None:
     assert any(p["name"] == "Quarterhour-Signature" for p in operation["parameters"])
     assert "401" in operation["responses"]
     assert "HMAC-SHA256" in operation["description"]
+
+
+def test_events_within_the_cache_ttl_read_no_secrets(
+    client: TestClient, shop: ShopHandle, secret: str, engine: Engine
+) -> None:
+    """The shop and its secrets are read once, then come from ``api.key_cache`` while fresh."""
+    reads: list[str] = []
+
+    def count_secret_reads(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM webhook_secrets" in statement:
+            reads.append(statement)
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", count_secret_reads)
+    try:
+        for n in range(3):
+            event = inbound_event(shop.id, event_id=f"evt_c{n}", external_id=f"C-{n}")
+            assert post_signed(client, event, secret).status_code == 200
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", count_secret_reads)
+    assert len(reads) <= 1
+
+
+def test_a_secret_retired_by_another_process_stops_verifying_within_the_ttl(
+    client: TestClient,
+    shop: ShopHandle,
+    secret: str,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A change this process did not flush (another process's) is seen once the cached entry
+    is older than ``TTL_S``; here the TTL is 0, so at the next event."""
+    event = inbound_event(shop.id, event_id="evt_p1", external_id="P-1")
+    assert post_signed(client, event, secret).status_code == 200
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("UPDATE webhook_secrets SET retired_at = created_at"))
+    monkeypatch.setattr(api.key_cache, "TTL_S", 0.0)
+    event = inbound_event(shop.id, event_id="evt_p2", external_id="P-2")
+    assert_error(post_signed(client, event, secret), 401, "invalid_signature")
+    assert count_rows(engine, "orders") == 1
