@@ -68,6 +68,31 @@ STILL_ON_TRIP = (
     .where(ORDERS.c.trip_id == bindparam("trip_id"), ORDERS.c.status.in_(ON_TRIP))
     .limit(1)
 )
+# The writes, built once (building a statement cost about as much as running it).
+FINISH_TRIP = (
+    update(TRIPS)
+    .where(TRIPS.c.id == bindparam("trip_id"))
+    .values(status=TripStatus.done.value, done_at=bindparam("done_at"))
+)
+SET_ORDER_STATUS = (
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("order_id"))
+    .values(status=bindparam("status"), updated_at=bindparam("updated_at"))
+)
+PICK_UP_ORDER = (
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("order_id"))
+    .values(
+        status=bindparam("status"), updated_at=bindparam("updated_at"), eta_at=bindparam("eta_at")
+    )
+)
+PICK_UP_TRIP = (
+    update(TRIPS)
+    .where(TRIPS.c.id == bindparam("trip_id"))
+    .values(status=TripStatus.picked_up.value)
+)
+INSERT_ORDER = insert(ORDERS)
+INSERT_INBOUND_EVENT = insert(INBOUND_EVENTS)
 
 
 def forget(session: Session, model: type[SQLModel], row_id: Any) -> None:
@@ -87,9 +112,7 @@ def finish_trip(connection: Connection, trip_id: uuid.UUID | None, now: datetime
         return False
     if connection.execute(STILL_ON_TRIP, {"trip_id": trip_id}).first() is not None:
         return False
-    connection.execute(
-        update(TRIPS).where(TRIPS.c.id == trip_id).values(status=TripStatus.done.value, done_at=now)
-    )
+    connection.execute(FINISH_TRIP, {"trip_id": trip_id, "done_at": now})
     return True
 
 
@@ -117,7 +140,7 @@ def deliver_order(
         )
     status = OrderStatus.delivered.value
     connection.execute(
-        update(ORDERS).where(ORDERS.c.id == order_id).values(status=status, updated_at=now)
+        SET_ORDER_STATUS, {"order_id": order_id, "status": status, "updated_at": now}
     )
     forget(session, Order, order_id)
     delivered = {**row, "status": status, "updated_at": now}
@@ -150,14 +173,16 @@ def pick_up_trip(session: Session, shop: Shop, trip_id: uuid.UUID, now: datetime
             if late and row["eta_at"] is not None:
                 _move_eta(session, picked, row["eta_at"] + delay, now)
             connection.execute(
-                update(ORDERS)
-                .where(ORDERS.c.id == row["id"])
-                .values(status=picked["status"], updated_at=now, eta_at=picked["eta_at"])
+                PICK_UP_ORDER,
+                {
+                    "order_id": row["id"],
+                    "status": picked["status"],
+                    "updated_at": now,
+                    "eta_at": picked["eta_at"],
+                },
             )
             forget(session, Order, row["id"])
-        connection.execute(
-            update(TRIPS).where(TRIPS.c.id == trip_id).values(status=TripStatus.picked_up.value)
-        )
+        connection.execute(PICK_UP_TRIP, {"trip_id": trip_id})
         forget(session, Trip, trip_id)
     return read_trip(connection, trip_id)
 
@@ -179,7 +204,7 @@ def insert_new_order(
     ``session.get`` it to change it) and its delivery PIN."""
     pin, pin_hash = new_pin(order_in)
     values = new_order_values(shop, order_in, now, pin_hash)
-    session.connection().execute(insert(ORDERS), values)
+    session.connection().execute(INSERT_ORDER, values)
     order = Order.model_validate(values)
     add_event(session, order, "placed", now, None)
     return order, pin
@@ -187,4 +212,4 @@ def insert_new_order(
 
 def insert_inbound_event(session: Session, row: InboundEvent) -> None:
     """Insert ``row`` (not added to the session; its ``id`` stays unset)."""
-    session.connection().execute(insert(INBOUND_EVENTS), row.model_dump(exclude={"id"}))
+    session.connection().execute(INSERT_INBOUND_EVENT, row.model_dump(exclude={"id"}))

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam
 from sqlmodel import Session, col, select
 
 from api.config import Settings
@@ -113,16 +113,19 @@ def unix_s(at: datetime) -> int:
     return int(at.timestamp())
 
 
+# Built once: ``subscriber_ids`` runs for every state change of every order, and building the
+# statement (and its cache key) cost about as much as running it.
+LIVE_ENDPOINTS_OF_SHOP = select(col(WebhookEndpoint.id), col(WebhookEndpoint.event_types)).where(
+    col(WebhookEndpoint.shop_id) == bindparam("shop_id"), col(WebhookEndpoint.disabled_at).is_(None)
+)
+
+
 def subscriber_ids(
     session: Session, shop_id: uuid.UUID, type_: OutboundEventType
 ) -> list[uuid.UUID]:
     """The shop's live endpoints subscribed to ``type_`` (one indexed Core read, no ORM rows:
     it runs for every state change of every order)."""
-    rows = session.connection().execute(
-        select(col(WebhookEndpoint.id), col(WebhookEndpoint.event_types)).where(
-            col(WebhookEndpoint.shop_id) == shop_id, col(WebhookEndpoint.disabled_at).is_(None)
-        )
-    )
+    rows = session.connection().execute(LIVE_ENDPOINTS_OF_SHOP, {"shop_id": shop_id})
     return [endpoint_id for endpoint_id, types in rows if type_.value in types.split()]
 
 

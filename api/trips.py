@@ -30,6 +30,7 @@ from api.outbox import emit_for_kind
 # Statuses of an order that keep it on its trip.
 ON_TRIP = (OrderStatus.assigned.value, OrderStatus.picked_up.value)
 ACTIVE_TRIP_VALUES = tuple(sorted(status.value for status in ACTIVE_TRIP_STATUSES))
+INSERT_ORDER_EVENT = insert(OrderEvent)
 
 
 def add_event(session: Session, order: Order, kind: str, at: datetime, note: str | None) -> None:
@@ -51,7 +52,7 @@ def insert_event(
     """Insert one ``OrderEvent`` row at once (Core: the event is never read back as a row in
     the transaction that writes it; the order it names must be flushed already)."""
     session.connection().execute(
-        insert(OrderEvent),
+        INSERT_ORDER_EVENT,
         {
             "order_id": order_id,
             "shop_id": shop_id,
