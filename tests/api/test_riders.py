@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from api.db import writer
 from api.dispatch import LEASE_TICKS, dispatch_all, lease_and_store, read_decision
+from api.models import RiderDutySpan
 from tests.api.conftest import Factory
 from tests.api.factories import (
     ADMIN,
@@ -154,6 +156,43 @@ def test_duty_on_and_off(client: TestClient, shop: ShopHandle) -> None:
         assert response.json()["on_duty"] is value
     read = client.get(f"/v1/riders/{rider['id']}", headers=shop.headers).json()
     assert read["on_duty"] is False
+
+
+def duty_spans(engine: Engine, rider_id: str) -> list[tuple[datetime, datetime | None]]:
+    with Session(engine) as session:
+        spans = session.exec(
+            select(RiderDutySpan)
+            .where(RiderDutySpan.rider_id == uuid.UUID(rider_id))
+            .order_by(col(RiderDutySpan.start_at))
+        ).all()
+        return [(span.start_at, span.end_at) for span in spans]
+
+
+def test_duty_spans_follow_on_duty(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """Going on duty opens a span at the service's time, on duty again keeps it, going off
+    closes it then (off again changes nothing), and on duty once more opens a second one."""
+    rider = post_rider(client, shop)
+    url = f"/v1/riders/{rider['id']}/duty"
+    hour = timedelta(hours=1)
+    for value in (True, True, False, False, True):
+        assert client.post(url, json={"on_duty": value}, headers=shop.headers).status_code == 200
+        clock.advance(hour.total_seconds())
+    assert duty_spans(engine, rider["id"]) == [(START, START + 2 * hour), (START + 4 * hour, None)]
+
+
+def test_a_second_open_duty_span_is_refused(
+    client: TestClient, shop: ShopHandle, engine: Engine
+) -> None:
+    """The partial unique index: a rider never has two open duty spans, whatever writes them."""
+    rider = post_rider(client, shop)
+    client.post(f"/v1/riders/{rider['id']}/duty", json={"on_duty": True}, headers=shop.headers)
+    with Session(writer(engine)) as session:
+        session.add(RiderDutySpan(rider_id=uuid.UUID(rider["id"]), start_at=START))
+        with pytest.raises(IntegrityError):
+            session.commit()
+    assert count_rows(engine, "rider_duty_spans") == 1
 
 
 @pytest.mark.parametrize(
