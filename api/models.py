@@ -647,7 +647,7 @@ class ClickToDoorPublic(SQLModel):
 
 
 class ShopKpisPublic(SQLModel):
-    """A shop's figures for one UTC day (see ``GET /v1/shops/{id}/kpis`` for the definitions)."""
+    """A shop's figures for one local day (see ``GET /v1/shops/{id}/kpis`` for the definitions)."""
 
     shop_id: uuid.UUID
     date: date
