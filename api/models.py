@@ -240,6 +240,9 @@ class Rider(RiderBase, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
     on_duty: bool = False
+    # One more each time the declared shifts change (``PATCH /v1/riders/{id}``): a plan made
+    # with the shifts of another version is not stored (``api.dispatch.store_decision``).
+    shifts_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     lat: float | None = None
     lon: float | None = None
     located_at: datetime | None = Field(default=None, sa_type=UTCDateTime())

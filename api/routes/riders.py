@@ -129,7 +129,8 @@ def update_rider(
     """Change a rider's ``name``, ``mode``, ``capacity_bags`` or ``shifts`` (which replaces
     them all); the fields left out stay as they are. Only the rider's home shop may; another
     shop it serves gets 403 ``not_home_shop``. A trip already committed keeps its plan; the
-    next plans use the new profile (a plan made from the old one is not stored)."""
+    next plans use the new profile (a plan made from the old one is not stored: the shifts'
+    version goes up when they change)."""
     rider = get_served_rider(session, shop, rider_id, lock=True)
     if rider.shop_id != shop.id:
         raise AppError(403, "not_home_shop", "only the rider's home shop may change it")
@@ -139,11 +140,14 @@ def update_rider(
         setattr(rider, name, value)
     session.add(rider)
     if shifts is not None:
-        for shift in session.exec(select(RiderShift).where(RiderShift.rider_id == rider.id)):
-            session.delete(shift)
-        session.flush()
-        for start_at, end_at in shifts:
-            session.add(RiderShift(rider_id=rider.id, start_at=start_at, end_at=end_at))
+        current = session.exec(select(RiderShift).where(RiderShift.rider_id == rider.id)).all()
+        if shifts != sorted((shift.start_at, shift.end_at) for shift in current):
+            for shift in current:
+                session.delete(shift)
+            session.flush()
+            for start_at, end_at in shifts:
+                session.add(RiderShift(rider_id=rider.id, start_at=start_at, end_at=end_at))
+            rider.shifts_version += 1
     session.commit()
     return rider_public(session, rider)
 

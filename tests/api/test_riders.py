@@ -507,3 +507,60 @@ def test_a_plan_made_before_a_capacity_change_is_not_stored(
     clock.advance(TICK_S)
     replanned = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
     assert replanned is not None and replanned.plan.trips == []  # 3 bags do not fit in 2
+
+
+def test_a_plan_made_before_a_shift_change_is_not_stored(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A plan made outside the write, its trip departing within the rider's shift, stores no
+    trip once the home shop moved the shift two hours later; the order stays pending, the next
+    plan has no trip before the new shift, and the order is dispatched when it starts."""
+    rider = post_rider(client, shop, shifts=[[iso(START), iso(START + timedelta(hours=8))]])
+    client.post(f"/v1/riders/{rider['id']}/duty", json={"on_duty": True}, headers=shop.headers)
+    order = client.post("/v1/orders", json=order_body(), headers=shop.headers)
+    assert order.status_code == 201, order.text
+    decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert decision is not None and len(decision.plan.trips) == 1
+    later = [[iso(START + timedelta(hours=2)), iso(START + timedelta(hours=10))]]
+    moved = client.patch(f"/v1/riders/{rider['id']}", json={"shifts": later}, headers=shop.headers)
+    assert moved.status_code == 200, moved.text
+    with Session(writer(engine)) as session:
+        stored = lease_and_store(session, decision, "w1", clock(), LEASE_TICKS * TICK_S)
+        session.commit()
+    assert stored == 0 and count_rows(engine, "trips") == 0
+    url = f"/v1/orders/{order.json()['id']}"
+    assert client.get(url, headers=shop.headers).json()["status"] == "pending"
+    clock.advance(TICK_S)
+    replanned = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert replanned is not None and replanned.plan.trips == []
+    clock.now = START + timedelta(hours=2)
+    decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert decision is not None and len(decision.plan.trips) == 1
+    with Session(writer(engine)) as session:
+        stored = lease_and_store(session, decision, "w1", clock(), LEASE_TICKS * TICK_S)
+        session.commit()
+    assert stored == 1
+    assigned = client.get(url, headers=shop.headers).json()
+    assert assigned["status"] == "assigned"
+    trip = client.get(f"/v1/riders/{rider['id']}/trip", headers=shop.headers).json()
+    assert START + timedelta(hours=2) <= at(trip["depart_at"]) <= START + timedelta(hours=10)
+
+
+def test_a_change_leaving_the_shifts_as_they_are_keeps_the_plan(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A PATCH giving the same shifts again, or changing only the name, between the plan and
+    its store does not drop the plan's trip (its shifts did not change)."""
+    shifts = [[iso(START), iso(START + timedelta(hours=8))]]
+    rider = post_rider(client, shop, shifts=shifts)
+    client.post(f"/v1/riders/{rider['id']}/duty", json={"on_duty": True}, headers=shop.headers)
+    assert client.post("/v1/orders", json=order_body(), headers=shop.headers).status_code == 201
+    decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert decision is not None and len(decision.plan.trips) == 1
+    url = f"/v1/riders/{rider['id']}"
+    for change in ({"shifts": shifts}, {"name": "Li Wei (e-bike)"}):
+        assert client.patch(url, json=change, headers=shop.headers).status_code == 200
+    with Session(writer(engine)) as session:
+        stored = lease_and_store(session, decision, "w1", clock(), LEASE_TICKS * TICK_S)
+        session.commit()
+    assert stored == 1
