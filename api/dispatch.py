@@ -228,14 +228,14 @@ def _has_free_rider(session: Session, serving: ColumnElement[bool]) -> bool:
 @dataclass(frozen=True)
 class ShopDecision:
     """One shop's plan and the state of the rows it was made from: each pending order's
-    ``updated_at``, the riders that were busy and each rider's mode and capacity
-    (``store_decision`` checks them again)."""
+    ``updated_at``, the riders that were busy and each rider's mode, capacity and shifts'
+    version (``store_decision`` checks them again)."""
 
     shop_id: uuid.UUID
     plan: ShopPlan
     order_updated_ats: dict[uuid.UUID, datetime]
     busy_rider_ids: frozenset[uuid.UUID]
-    rider_profiles: dict[uuid.UUID, tuple[str, int]]
+    rider_profiles: dict[uuid.UUID, tuple[str, int, int]]
 
 
 def decide_shop(
@@ -282,6 +282,8 @@ def decide_shop(
     )
     riders = session.exec(rider_query.with_for_update() if lock else rider_query).all()
     rider_ids = [rider.id for rider in riders]
+    # The shifts are read after the riders: shifts changed in between come with an older
+    # ``shifts_version`` than the store finds, so the plan is dropped, never stored stale.
     shifts: dict[uuid.UUID, list[RiderShift]] = {}
     serves: dict[uuid.UUID, set[uuid.UUID]] = {}
     homes: dict[uuid.UUID, tuple[float, float]] = {}
@@ -311,7 +313,10 @@ def decide_shop(
         plan=plan,
         order_updated_ats={order.id: order.updated_at for order in orders},
         busy_rider_ids=frozenset(busy),
-        rider_profiles={rider.id: (str(rider.mode), rider.capacity_bags) for rider in riders},
+        rider_profiles={
+            rider.id: (str(rider.mode), rider.capacity_bags, rider.shifts_version)
+            for rider in riders
+        },
     )
 
 
@@ -353,9 +358,9 @@ def store_decision(
 
     With ``recheck`` (a plan made outside this transaction) a trip is stored only when each of
     its orders is still pending, off any trip and unchanged since the snapshot, and its rider is
-    still on duty, still serving the shop, with the mode and capacity it was planned with and
-    with no active trip; otherwise it is dropped, and
-    its orders are planned again at the next tick.
+    still on duty, still serving the shop, with the mode, capacity and shifts it was planned
+    with (the shifts by their version: a trip's departure must fall within one) and with no
+    active trip; otherwise it is dropped, and its orders are planned again at the next tick.
 
     Core statements, not ORM rows: a read of the snapshot orders' state, then one INSERT per
     trip and one executemany each for its stops, its orders' assignment and their ``assigned``
@@ -378,8 +383,8 @@ def store_decision(
         planned_riders = [trip.rider_id for trip in decision.plan.trips]
         available = {
             rider_id
-            for rider_id, mode, capacity_bags in session.exec(
-                select(Rider.id, Rider.mode, Rider.capacity_bags).where(
+            for rider_id, mode, capacity_bags, shifts_version in session.exec(
+                select(Rider.id, Rider.mode, Rider.capacity_bags, Rider.shifts_version).where(
                     col(Rider.id).in_(planned_riders),
                     col(Rider.on_duty),
                     # still serving the shop: the admin may have unlinked it meanwhile
@@ -388,8 +393,8 @@ def store_decision(
                     ),
                 )
             ).all()
-            # and planned with its present mode and capacity (its home shop may change them)
-            if decision.rider_profiles.get(rider_id) == (str(mode), capacity_bags)
+            # and planned with its present mode, capacity and shifts (the home shop's to change)
+            if decision.rider_profiles.get(rider_id) == (str(mode), capacity_bags, shifts_version)
         }
         taken |= set(_busy_riders(session, planned_riders))
 

@@ -4,6 +4,10 @@ A day is the shop's: local midnight to midnight in its ``timezone`` (23 or 25 ho
 daylight saving changes). The orders of a day are those *placed* during it, whatever happened
 to them later; a day that is still running therefore counts its open orders as not (yet) on
 time.
+
+Rider hours are each rider's time on shift *or* on duty: DESIGN's on-shift hours come from
+declared shifts, but a rider may work by going on duty without declaring any, and the service
+records when (``rider_duty_spans``); the two are merged so that an hour counts once.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from api.errors import AppError
 from api.models import (
@@ -22,6 +26,7 @@ from api.models import (
     Order,
     OrderEvent,
     OrderStatus,
+    RiderDutySpan,
     RiderShift,
     Shop,
     ShopKpisPublic,
@@ -69,28 +74,42 @@ def merged_seconds(
 
 
 def rider_seconds(
-    session: Session, rider_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+    session: Session,
+    rider_ids: Sequence[uuid.UUID],
+    start: datetime,
+    end: datetime,
+    now: datetime,
 ) -> float:
-    """The riders' declared shifts, each rider's merged and clipped to the day, summed."""
+    """The riders' time on shift or on duty in ``[start, end)``, summed: each rider's declared
+    shifts and duty spans (one still open counting up to ``now``) merged, so that an overlap
+    counts once, and clipped to the day."""
     if not rider_ids:
         return 0.0
     shifts = session.exec(
-        select(RiderShift).where(
+        select(RiderShift.rider_id, RiderShift.start_at, RiderShift.end_at).where(
             col(RiderShift.rider_id).in_(rider_ids),
             col(RiderShift.start_at) < end,
             col(RiderShift.end_at) > start,
         )
     ).all()
+    spans = session.exec(
+        select(RiderDutySpan.rider_id, RiderDutySpan.start_at, RiderDutySpan.end_at).where(
+            col(RiderDutySpan.rider_id).in_(rider_ids),
+            col(RiderDutySpan.start_at) < end,
+            or_(col(RiderDutySpan.end_at).is_(None), col(RiderDutySpan.end_at) > start),
+        )
+    ).all()
     by_rider: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
-    for shift in shifts:
-        by_rider.setdefault(shift.rider_id, []).append((shift.start_at, shift.end_at))
-    return sum(merged_seconds(spans, start, end) for spans in by_rider.values())
+    for rider_id, start_at, end_at in [*shifts, *spans]:
+        by_rider.setdefault(rider_id, []).append((start_at, now if end_at is None else end_at))
+    return sum(merged_seconds(intervals, start, end) for intervals in by_rider.values())
 
 
 def shop_kpis(
-    session: Session, shop: Shop, day: date, rider_ids: Sequence[uuid.UUID]
+    session: Session, shop: Shop, day: date, rider_ids: Sequence[uuid.UUID], now: datetime
 ) -> ShopKpisPublic:
-    """The KPIs of ``shop`` on its local ``day``; ``rider_ids`` are the riders serving it."""
+    """The KPIs of ``shop`` on its local ``day`` as they stand at ``now``; ``rider_ids`` are the
+    riders serving it."""
     start, end = day_bounds(day, shop.timezone)
     in_day = (
         Order.shop_id == shop.id,
@@ -121,7 +140,7 @@ def shop_kpis(
         dtype=np.float64,
     )
     served = n_orders - n_cancelled
-    hours = rider_seconds(session, rider_ids, start, end) / 3600
+    hours = rider_seconds(session, rider_ids, start, end, now) / 3600
     return ShopKpisPublic(
         shop_id=shop.id,
         date=day,

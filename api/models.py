@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, ConfigDict, StrictBool, field_validator, model_validator
 from pydantic import Field as PydanticField
-from sqlalchemy import DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from api.ids import new_id
@@ -240,6 +240,9 @@ class Rider(RiderBase, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
     on_duty: bool = False
+    # One more each time the declared shifts change (``PATCH /v1/riders/{id}``): a plan made
+    # with the shifts of another version is not stored (``api.dispatch.store_decision``).
+    shifts_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     lat: float | None = None
     lon: float | None = None
     located_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
@@ -342,6 +345,30 @@ class RiderShift(SQLModel, table=True):
     rider_id: uuid.UUID = Field(foreign_key="riders.id", index=True)
     start_at: datetime = Field(sa_type=UTCDateTime())
     end_at: datetime = Field(sa_type=UTCDateTime())
+
+
+class RiderDutySpan(SQLModel, table=True):
+    """A time a rider was on duty: from going on duty (``start_at``) to going off (``end_at``,
+    null while it is still on duty). A rider on duty has exactly one open span, one off duty
+    none (``api.routes.riders.change_duty`` keeps them so; the partial unique index makes a
+    second open span an error)."""
+
+    __tablename__ = "rider_duty_spans"
+    __table_args__ = (
+        Index("ix_rider_duty_spans_rider_start", "rider_id", "start_at"),
+        Index(
+            "uq_rider_duty_spans_open",
+            "rider_id",
+            unique=True,
+            sqlite_where=text("end_at IS NULL"),
+            postgresql_where=text("end_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    rider_id: uuid.UUID = Field(foreign_key="riders.id")
+    start_at: datetime = Field(sa_type=UTCDateTime())
+    end_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class RiderPublic(RiderBase):
@@ -623,7 +650,7 @@ class ClickToDoorPublic(SQLModel):
 
 
 class ShopKpisPublic(SQLModel):
-    """A shop's figures for one UTC day (see ``GET /v1/shops/{id}/kpis`` for the definitions)."""
+    """A shop's figures for one local day (see ``GET /v1/shops/{id}/kpis`` for the definitions)."""
 
     shop_id: uuid.UUID
     date: date

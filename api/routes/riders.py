@@ -34,6 +34,7 @@ from api.models import (
     Rider,
     RiderCreate,
     RiderDuty,
+    RiderDutySpan,
     RiderLocation,
     RiderPublic,
     RiderShift,
@@ -128,7 +129,8 @@ def update_rider(
     """Change a rider's ``name``, ``mode``, ``capacity_bags`` or ``shifts`` (which replaces
     them all); the fields left out stay as they are. Only the rider's home shop may; another
     shop it serves gets 403 ``not_home_shop``. A trip already committed keeps its plan; the
-    next plans use the new profile (a plan made from the old one is not stored)."""
+    next plans use the new profile (a plan made from the old one is not stored: the shifts'
+    version goes up when they change)."""
     rider = get_served_rider(session, shop, rider_id, lock=True)
     if rider.shop_id != shop.id:
         raise AppError(403, "not_home_shop", "only the rider's home shop may change it")
@@ -138,13 +140,38 @@ def update_rider(
         setattr(rider, name, value)
     session.add(rider)
     if shifts is not None:
-        for shift in session.exec(select(RiderShift).where(RiderShift.rider_id == rider.id)):
-            session.delete(shift)
-        session.flush()
-        for start_at, end_at in shifts:
-            session.add(RiderShift(rider_id=rider.id, start_at=start_at, end_at=end_at))
+        current = session.exec(select(RiderShift).where(RiderShift.rider_id == rider.id)).all()
+        if shifts != sorted((shift.start_at, shift.end_at) for shift in current):
+            for shift in current:
+                session.delete(shift)
+            session.flush()
+            for start_at, end_at in shifts:
+                session.add(RiderShift(rider_id=rider.id, start_at=start_at, end_at=end_at))
+            rider.shifts_version += 1
     session.commit()
     return rider_public(session, rider)
+
+
+def change_duty(session: Session, rider: Rider, on_duty: bool, now: datetime) -> None:
+    """Put ``rider`` (locked) on or off duty at ``now``, with its duty spans (flushed): going on
+    duty opens a span at ``now``, going off closes the open one at ``now`` (never before it
+    started: the clocks of processes differ); the same value again changes nothing. Every
+    change of ``riders.on_duty`` goes through here, so that a rider on duty has exactly one open
+    span and a rider off duty none (the KPIs' rider hours, ``api.kpis``)."""
+    if rider.on_duty == on_duty:
+        return
+    rider.on_duty = on_duty
+    session.add(rider)
+    if on_duty:
+        session.add(RiderDutySpan(rider_id=rider.id, start_at=now))
+    else:
+        open_spans = select(RiderDutySpan).where(
+            RiderDutySpan.rider_id == rider.id, col(RiderDutySpan.end_at).is_(None)
+        )
+        for span in session.exec(open_spans):
+            span.end_at = max(now, span.start_at)
+            session.add(span)
+    session.flush()
 
 
 @router.post("/{rider_id}/duty")
@@ -153,16 +180,15 @@ async def set_duty(
     duty_in: RiderDuty,
     group_commit: GroupCommitDep,
     shop: CurrentShopReadDep,
+    now: NowDep,
 ) -> RiderPublic:
-    """Put the rider on duty (dispatch may give them trips) or off duty, for every shop served.
-    Written through the group writer (``api.group_commit``)."""
+    """Put the rider on duty (dispatch may give them trips) or off duty, for every shop served;
+    the time on duty counts in the shops' rider hours (``GET /v1/shops/{id}/kpis``). Written
+    through the group writer (``api.group_commit``), the duty span in the same transaction."""
 
     def set_rider_duty(session: Session) -> RiderPublic:
         rider = get_served_rider(session, shop, rider_id, lock=True)
-        if rider.on_duty != duty_in.on_duty:
-            rider.on_duty = duty_in.on_duty
-            session.add(rider)
-            session.flush()
+        change_duty(session, rider, duty_in.on_duty, now)
         return rider_public(session, rider)
 
     return await group_commit.run(set_rider_duty)

@@ -142,10 +142,11 @@ def read_shop_kpis(
       still open count as not on time. Null when there is no such order.
     - ``click_to_door_s``: seconds from ``placed_at`` to the delivery of the delivered orders:
       ``mean`` and ``p90`` (linear interpolation between order statistics, numpy's default).
-    - ``rider_hours``: the declared shifts of the riders serving the shop, each rider's merged
-      and clipped to the day. Going on or off duty is not recorded over time, so a rider without
-      declared shifts counts no hours; a rider serving several shops counts in each.
+    - ``rider_hours``: the time of the riders serving the shop on shift or on duty: each
+      rider's declared shifts and the spans it was on duty (``POST /v1/riders/{id}/duty``; one
+      still running counts up to now) merged, so that an overlap counts once, and clipped to
+      the day; a rider serving several shops counts in each.
     - ``orders_per_rider_hour``: ``delivered`` / ``rider_hours``; null without rider hours.
     """
     rider_ids = session.exec(select(RiderShop.rider_id).where(RiderShop.shop_id == shop.id)).all()
-    return shop_kpis(session, shop, day or local_date(now, shop.timezone), list(rider_ids))
+    return shop_kpis(session, shop, day or local_date(now, shop.timezone), list(rider_ids), now)

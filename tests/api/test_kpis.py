@@ -18,6 +18,7 @@ from tests.api.factories import (
     FakeClock,
     ShopHandle,
     assert_error,
+    count_rows,
     order_body,
     rider_body,
     run_dispatch,
@@ -32,12 +33,22 @@ def utc(day: int, hour: int) -> str:
     return datetime(2026, 11, day, hour, 0, tzinfo=UTC).isoformat()
 
 
-def rider(client: TestClient, shop: ShopHandle, shifts: list[list[str]], on_duty: bool) -> None:
+def rider(client: TestClient, shop: ShopHandle, shifts: list[list[str]], on_duty: bool) -> str:
+    """A new rider of ``shop`` with these shifts, put on duty now if ``on_duty``; its id."""
     created = client.post("/v1/riders", json=rider_body(shifts=shifts), headers=shop.headers)
     assert created.status_code == 201, created.text
+    rider_id: str = created.json()["id"]
     if on_duty:
-        url = f"/v1/riders/{created.json()['id']}/duty"
-        client.post(url, json={"on_duty": True}, headers=shop.headers)
+        duty(client, shop, rider_id, True)
+    return rider_id
+
+
+def duty(client: TestClient, shop: ShopHandle, rider_id: str, on_duty: bool) -> None:
+    response = client.post(
+        f"/v1/riders/{rider_id}/duty", json={"on_duty": on_duty}, headers=shop.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["on_duty"] is on_duty
 
 
 def place(client: TestClient, shop: ShopHandle, external_id: str) -> dict[str, Any]:
@@ -65,7 +76,7 @@ def test_a_hand_checked_day(
     shop, other = make_shop(), make_shop(name="Fruit corner")
     rider(client, shop, [[utc(29, 0), utc(29, 4)]], on_duty=True)
     rider(client, shop, [[utc(28, 22), utc(29, 2)], [utc(29, 10), utc(29, 11)]], on_duty=True)
-    rider(client, shop, [], on_duty=False)  # no declared shift: no hours
+    rider(client, shop, [], on_duty=False)  # no declared shift, never on duty: no hours
     rider(client, other, [[utc(29, 0), utc(29, 12)]], on_duty=True)  # another shop's
 
     clock.now = T - timedelta(hours=2)
@@ -252,3 +263,85 @@ def test_a_shop_created_with_an_unknown_time_zone_gets_422(client: TestClient) -
     )
     assert_error(response, 422, "validation_error")
     assert "timezone" in response.json()["message"]
+
+
+def test_time_on_duty_without_shifts_counts(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A rider without declared shifts on duty from 01:00 to 03:00 and delivering one order:
+    2 rider hours, 0.5 orders per rider-hour (not null, as when only shifts counted)."""
+    rider_id = rider(client, shop, [], on_duty=True)
+    order = place(client, shop, "A")
+    for _ in range(10):
+        run_dispatch(engine, shop.id, clock())
+        assigned = client.get(f"/v1/orders/{order['id']}", headers=shop.headers).json()
+        if assigned["status"] == "assigned":
+            break
+        clock.advance(TICK_S)
+    picked = client.post(f"/v1/trips/{assigned['trip_id']}/pickup", headers=shop.headers)
+    assert picked.status_code == 200, picked.text
+    clock.now = T + timedelta(seconds=600)
+    client.post(f"/v1/orders/{order['id']}/deliver", headers=shop.headers)
+    clock.now = T + timedelta(hours=2)
+    duty(client, shop, rider_id, False)
+    clock.now = T + timedelta(hours=5)
+    day = kpis(client, shop)
+    assert (day["delivered"], day["rider_hours"]) == (1, 2.0)
+    assert day["orders_per_rider_hour"] == 0.5
+
+
+def test_a_shift_and_time_on_duty_overlapping_count_once(
+    client: TestClient, shop: ShopHandle, clock: FakeClock
+) -> None:
+    """A shift 00:00 to 02:00 and on duty 01:00 to 03:00: 3 hours, not 4; another rider on
+    duty 01:00 to 03:00 within its shift 00:00 to 04:00 adds 4, not 6."""
+    first = rider(client, shop, [[utc(29, 0), utc(29, 2)]], on_duty=True)
+    second = rider(client, shop, [[utc(29, 0), utc(29, 4)]], on_duty=True)
+    clock.now = T + timedelta(hours=2)
+    duty(client, shop, first, False)
+    duty(client, shop, second, False)
+    clock.now = T + timedelta(hours=6)
+    assert kpis(client, shop)["rider_hours"] == 3.0 + 4.0
+
+
+def test_time_on_duty_still_running_counts_until_now(
+    client: TestClient, shop: ShopHandle, clock: FakeClock
+) -> None:
+    """A rider on duty since 01:00 and not yet off: 1.5 hours at 02:30, 3 at 04:00; the next
+    day has nothing yet."""
+    rider(client, shop, [], on_duty=True)
+    clock.now = T + timedelta(minutes=90)
+    assert kpis(client, shop)["rider_hours"] == 1.5
+    clock.now = T + timedelta(hours=3)
+    assert kpis(client, shop)["rider_hours"] == 3.0
+    assert kpis(client, shop, date="2026-11-30")["rider_hours"] == 0.0
+
+
+def test_going_on_duty_twice_counts_once(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """On duty at 01:00, on duty again at 02:00 (nothing changes), off at 03:00: one span of
+    2 hours, not two overlapping ones."""
+    rider_id = rider(client, shop, [], on_duty=True)
+    clock.now = T + timedelta(hours=1)
+    duty(client, shop, rider_id, True)
+    clock.now = T + timedelta(hours=2)
+    duty(client, shop, rider_id, False)
+    duty(client, shop, rider_id, False)
+    assert count_rows(engine, "rider_duty_spans") == 1
+    assert kpis(client, shop)["rider_hours"] == 2.0
+
+
+def test_time_on_duty_is_clipped_to_the_shops_local_day(
+    client: TestClient, make_shop: Factory, clock: FakeClock
+) -> None:
+    """A Shanghai shop (UTC+8): on duty 28 Nov 14:00 to 18:00 UTC, all on the 28th in UTC, is
+    22:00 to 02:00 there: 2 hours on the local 28th and 2 on the 29th."""
+    shop = make_shop(timezone="Asia/Shanghai")
+    clock.now = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+    rider_id = rider(client, shop, [], on_duty=True)
+    clock.now = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
+    duty(client, shop, rider_id, False)
+    clock.now = T
+    assert kpis(client, shop, date="2026-11-28")["rider_hours"] == 2.0
+    assert kpis(client, shop, date="2026-11-29")["rider_hours"] == 2.0

@@ -1,17 +1,21 @@
 """Tests of api/migrations: the migrated schema is exactly the models' on SQLite and PostgreSQL,
-migrations run from any working directory, concurrently, and down to nothing and back."""
+migrations run from any working directory, concurrently, and down to nothing and back, and
+0005 opens the duty spans of the riders on duty."""
 
 from __future__ import annotations
 
 import secrets
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from api.db import create_db_engine
 from api.migrations import (
@@ -22,6 +26,7 @@ from api.migrations import (
     schema_differences,
     upgrade,
 )
+from api.models import RiderDutySpan, UTCDateTime
 from tests.api.conftest import BACKENDS
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -95,6 +100,61 @@ def test_upgrade_is_idempotent_and_reversible(empty_engine: Engine) -> None:
     assert table_names(empty_engine) == {"alembic_version"}
     upgrade(empty_engine)
     assert schema_differences(empty_engine) == []
+
+
+def test_riders_on_duty_at_0005_get_an_open_duty_span(empty_engine: Engine) -> None:
+    """Revision 0005 opens a duty span from the upgrade on for each rider on duty then, none for
+    a rider off duty: going off duty later has a span to close."""
+    upgrade(empty_engine, "0004")
+    shop_id, on_id, off_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    before = datetime.now(UTC).replace(microsecond=0)
+    shops = sa.table(
+        "shops",
+        *(sa.column(name) for name in ("name", "lat", "lon", "circle_walk_min", "promise_min")),
+        sa.column("require_pin"),
+        sa.column("id", sa.Uuid()),
+        sa.column("created_at", UTCDateTime()),
+    )
+    riders = sa.table(
+        "riders",
+        *(sa.column(name) for name in ("name", "mode", "capacity_bags", "on_duty")),
+        sa.column("id", sa.Uuid()),
+        sa.column("shop_id", sa.Uuid()),
+        sa.column("created_at", UTCDateTime()),
+    )
+    with empty_engine.begin() as connection:
+        connection.execute(
+            shops.insert().values(
+                name="Wanrun 24h",
+                lat=34.6,
+                lon=119.2,
+                circle_walk_min=15,
+                promise_min=30,
+                require_pin=False,
+                id=shop_id,
+                created_at=before,
+            )
+        )
+        connection.execute(
+            riders.insert(),
+            [
+                {
+                    "name": name,
+                    "mode": "ebike",
+                    "capacity_bags": 6,
+                    "on_duty": on_duty,
+                    "id": rider_id,
+                    "shop_id": shop_id,
+                    "created_at": before,
+                }
+                for name, rider_id, on_duty in (("on", on_id, True), ("off", off_id, False))
+            ],
+        )
+    upgrade(empty_engine)
+    with Session(empty_engine) as session:
+        spans = session.exec(select(RiderDutySpan)).all()
+    assert [(span.rider_id, span.end_at) for span in spans] == [(on_id, None)]
+    assert before <= spans[0].start_at <= datetime.now(UTC)
 
 
 def test_concurrent_upgrades_both_succeed(empty_engine: Engine) -> None:

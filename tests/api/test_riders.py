@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from api.db import writer
 from api.dispatch import LEASE_TICKS, dispatch_all, lease_and_store, read_decision
+from api.models import RiderDutySpan
 from tests.api.conftest import Factory
 from tests.api.factories import (
     ADMIN,
@@ -154,6 +156,43 @@ def test_duty_on_and_off(client: TestClient, shop: ShopHandle) -> None:
         assert response.json()["on_duty"] is value
     read = client.get(f"/v1/riders/{rider['id']}", headers=shop.headers).json()
     assert read["on_duty"] is False
+
+
+def duty_spans(engine: Engine, rider_id: str) -> list[tuple[datetime, datetime | None]]:
+    with Session(engine) as session:
+        spans = session.exec(
+            select(RiderDutySpan)
+            .where(RiderDutySpan.rider_id == uuid.UUID(rider_id))
+            .order_by(col(RiderDutySpan.start_at))
+        ).all()
+        return [(span.start_at, span.end_at) for span in spans]
+
+
+def test_duty_spans_follow_on_duty(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """Going on duty opens a span at the service's time, on duty again keeps it, going off
+    closes it then (off again changes nothing), and on duty once more opens a second one."""
+    rider = post_rider(client, shop)
+    url = f"/v1/riders/{rider['id']}/duty"
+    hour = timedelta(hours=1)
+    for value in (True, True, False, False, True):
+        assert client.post(url, json={"on_duty": value}, headers=shop.headers).status_code == 200
+        clock.advance(hour.total_seconds())
+    assert duty_spans(engine, rider["id"]) == [(START, START + 2 * hour), (START + 4 * hour, None)]
+
+
+def test_a_second_open_duty_span_is_refused(
+    client: TestClient, shop: ShopHandle, engine: Engine
+) -> None:
+    """The partial unique index: a rider never has two open duty spans, whatever writes them."""
+    rider = post_rider(client, shop)
+    client.post(f"/v1/riders/{rider['id']}/duty", json={"on_duty": True}, headers=shop.headers)
+    with Session(writer(engine)) as session:
+        session.add(RiderDutySpan(rider_id=uuid.UUID(rider["id"]), start_at=START))
+        with pytest.raises(IntegrityError):
+            session.commit()
+    assert count_rows(engine, "rider_duty_spans") == 1
 
 
 @pytest.mark.parametrize(
@@ -468,3 +507,60 @@ def test_a_plan_made_before_a_capacity_change_is_not_stored(
     clock.advance(TICK_S)
     replanned = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
     assert replanned is not None and replanned.plan.trips == []  # 3 bags do not fit in 2
+
+
+def test_a_plan_made_before_a_shift_change_is_not_stored(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A plan made outside the write, its trip departing within the rider's shift, stores no
+    trip once the home shop moved the shift two hours later; the order stays pending, the next
+    plan has no trip before the new shift, and the order is dispatched when it starts."""
+    rider = post_rider(client, shop, shifts=[[iso(START), iso(START + timedelta(hours=8))]])
+    client.post(f"/v1/riders/{rider['id']}/duty", json={"on_duty": True}, headers=shop.headers)
+    order = client.post("/v1/orders", json=order_body(), headers=shop.headers)
+    assert order.status_code == 201, order.text
+    decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert decision is not None and len(decision.plan.trips) == 1
+    later = [[iso(START + timedelta(hours=2)), iso(START + timedelta(hours=10))]]
+    moved = client.patch(f"/v1/riders/{rider['id']}", json={"shifts": later}, headers=shop.headers)
+    assert moved.status_code == 200, moved.text
+    with Session(writer(engine)) as session:
+        stored = lease_and_store(session, decision, "w1", clock(), LEASE_TICKS * TICK_S)
+        session.commit()
+    assert stored == 0 and count_rows(engine, "trips") == 0
+    url = f"/v1/orders/{order.json()['id']}"
+    assert client.get(url, headers=shop.headers).json()["status"] == "pending"
+    clock.advance(TICK_S)
+    replanned = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert replanned is not None and replanned.plan.trips == []
+    clock.now = START + timedelta(hours=2)
+    decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert decision is not None and len(decision.plan.trips) == 1
+    with Session(writer(engine)) as session:
+        stored = lease_and_store(session, decision, "w1", clock(), LEASE_TICKS * TICK_S)
+        session.commit()
+    assert stored == 1
+    assigned = client.get(url, headers=shop.headers).json()
+    assert assigned["status"] == "assigned"
+    trip = client.get(f"/v1/riders/{rider['id']}/trip", headers=shop.headers).json()
+    assert START + timedelta(hours=2) <= at(trip["depart_at"]) <= START + timedelta(hours=10)
+
+
+def test_a_change_leaving_the_shifts_as_they_are_keeps_the_plan(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A PATCH giving the same shifts again, or changing only the name, between the plan and
+    its store does not drop the plan's trip (its shifts did not change)."""
+    shifts = [[iso(START), iso(START + timedelta(hours=8))]]
+    rider = post_rider(client, shop, shifts=shifts)
+    client.post(f"/v1/riders/{rider['id']}/duty", json={"on_duty": True}, headers=shop.headers)
+    assert client.post("/v1/orders", json=order_body(), headers=shop.headers).status_code == 201
+    decision = read_decision(engine, uuid.UUID(shop.id), clock(), TICK_S)
+    assert decision is not None and len(decision.plan.trips) == 1
+    url = f"/v1/riders/{rider['id']}"
+    for change in ({"shifts": shifts}, {"name": "Li Wei (e-bike)"}):
+        assert client.patch(url, json=change, headers=shop.headers).status_code == 200
+    with Session(writer(engine)) as session:
+        stored = lease_and_store(session, decision, "w1", clock(), LEASE_TICKS * TICK_S)
+        session.commit()
+    assert stored == 1
