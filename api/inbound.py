@@ -45,8 +45,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Engine, delete, text
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, bindparam, delete, text
+from sqlalchemy import select as core_select
+from sqlmodel import Session, SQLModel, col, select
 
 from api.core_writes import insert_inbound_event, insert_new_order
 from api.db import writer
@@ -76,6 +77,41 @@ INVALID_SIGNATURE = "invalid_signature"
 BAD_SIGNATURE_MESSAGE = "the signature does not match a valid webhook secret of the named shop"
 # Key space of the advisory locks taken per order key (PostgreSQL).
 LOCK_NAMESPACE = b"quarterhour.inbound"
+
+# The reads of every event, built once (Core: building one costs about as much as running it).
+_TABLES = SQLModel.metadata.tables
+INBOUND_EVENTS = _TABLES[str(InboundEvent.__tablename__)]
+ORDERS = _TABLES[str(Order.__tablename__)]
+SEEN_EVENT = core_select(
+    INBOUND_EVENTS.c.event_id,
+    INBOUND_EVENTS.c.type,
+    INBOUND_EVENTS.c.status,
+    INBOUND_EVENTS.c.order_id,
+    INBOUND_EVENTS.c.note,
+).where(
+    INBOUND_EVENTS.c.shop_id == bindparam("shop_id"),
+    INBOUND_EVENTS.c.source == bindparam("source"),
+    INBOUND_EVENTS.c.event_id == bindparam("event_id"),
+)
+ORDER_ID_OF_KEY = (
+    core_select(ORDERS.c.id)
+    .where(
+        ORDERS.c.shop_id == bindparam("shop_id"),
+        ORDERS.c.source == bindparam("source"),
+        ORDERS.c.external_id == bindparam("external_id"),
+    )
+    .with_for_update()
+)
+ANY_DEFERRED_OF_KEY = (
+    core_select(INBOUND_EVENTS.c.id)
+    .where(
+        INBOUND_EVENTS.c.shop_id == bindparam("shop_id"),
+        INBOUND_EVENTS.c.source == bindparam("source"),
+        INBOUND_EVENTS.c.external_id == bindparam("external_id"),
+        INBOUND_EVENTS.c.status == InboundStatus.deferred.value,
+    )
+    .limit(1)
+)
 
 
 def unauthorized(message: str = BAD_SIGNATURE_MESSAGE) -> AppError:
@@ -138,12 +174,22 @@ def lock_order_key(session: Session, shop_id: uuid.UUID, source: str, external_i
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def _find_order(session: Session, shop: Shop, source: str, external_id: str) -> Order | None:
-    return session.exec(
-        select(Order)
-        .where(Order.shop_id == shop.id, Order.source == source, Order.external_id == external_id)
-        .with_for_update()
-    ).first()
+def _find_order(session: Session, shop: Shop, source: str, external_id: str) -> uuid.UUID | None:
+    """The id of the shop's order ``(source, external_id)``, its row locked (PostgreSQL)."""
+    return (
+        session.connection()
+        .execute(
+            ORDER_ID_OF_KEY, {"shop_id": shop.id, "source": source, "external_id": external_id}
+        )
+        .scalar()
+    )
+
+
+def _load_order(session: Session, order_id: uuid.UUID) -> Order:
+    order = session.get(Order, order_id, with_for_update=True)
+    if order is None:  # pragma: no cover - found (and locked) in this transaction
+        raise AssertionError(f"order {order_id} not found")
+    return order
 
 
 def _order_in(source: str, data: InboundOrderData) -> OrderCreate:
@@ -155,7 +201,9 @@ def _order_in(source: str, data: InboundOrderData) -> OrderCreate:
         raise AppError(422, code, message) from None
 
 
-def _ack(row: InboundEvent, *, duplicate: bool, pin: str | None = None) -> InboundEventAck:
+def _ack(row: Any, *, duplicate: bool, pin: str | None = None) -> InboundEventAck:
+    """The answer of an event: ``row`` is its ``InboundEvent``, or the ``SEEN_EVENT`` row of a
+    duplicate."""
     return InboundEventAck(
         event_id=row.event_id,
         type=InboundEventType(row.type),
@@ -232,6 +280,9 @@ def _apply_deferred(
 ) -> None:
     """Apply the events of the new order ``order_id`` that arrived before it, oldest
     ``created`` first (the order is loaded as a row only when there are some)."""
+    key = {"shop_id": shop.id, "source": source, "external_id": external_id}
+    if session.connection().execute(ANY_DEFERRED_OF_KEY, key).first() is None:
+        return  # the usual case: one indexed read, no ORM query
     rows = session.exec(
         select(InboundEvent)
         .where(
@@ -244,9 +295,7 @@ def _apply_deferred(
     ).all()
     if not rows:
         return
-    order = session.get(Order, order_id, with_for_update=True)
-    if order is None:  # pragma: no cover - inserted in this transaction
-        raise AssertionError(f"order {order_id} not found")
+    order = _load_order(session, order_id)
     for row in rows:
         data = json.loads(row.data)
         row.order_id = order.id
@@ -272,13 +321,11 @@ def process_event(
     """Deduplicate, store and apply one authentic event (flushed, not committed)."""
     external_id = event.data.external_id
     lock_order_key(session, shop.id, source, external_id)
-    seen = session.exec(
-        select(InboundEvent).where(
-            InboundEvent.shop_id == shop.id,
-            InboundEvent.source == source,
-            InboundEvent.event_id == event.id,
-        )
-    ).first()
+    seen = (
+        session.connection()
+        .execute(SEEN_EVENT, {"shop_id": shop.id, "source": source, "event_id": event.id})
+        .first()
+    )
     if seen is not None:
         return _ack(seen, duplicate=True)
 
@@ -294,29 +341,32 @@ def process_event(
         status=InboundStatus.applied.value,
         data=event.data.model_dump_json(exclude_unset=True),
     )
-    order = _find_order(session, shop, source, external_id)
+    order_id = _find_order(session, shop, source, external_id)
     pin = None
     note: str | None = None
     if isinstance(event, InboundCancelEvent):
-        if order is None:
+        if order_id is None:
             row.status, note = InboundStatus.deferred.value, "no such order yet"
         else:
+            order = _load_order(session, order_id)
             status, note = _apply_cancel(session, order, event.data.reason, now)
             row.status = status.value
     elif event.type == InboundEventType.created:
-        if order is None:
+        if order_id is None:
             order, pin = insert_new_order(session, shop, _order_in(source, event.data), now)
-            _apply_deferred(session, shop, order.id, source, external_id, now)
+            order_id = order.id
+            _apply_deferred(session, shop, order_id, source, external_id, now)
         else:
             row.status, note = InboundStatus.ignored.value, "the order exists already"
-    elif order is None:
+    elif order_id is None:
         row.status, note = InboundStatus.deferred.value, "no such order yet"
     else:
+        order = _load_order(session, order_id)
         status, note = _apply_update(
             session, shop, order, _order_in(source, event.data), sent_at, now
         )
         row.status = status.value
-    row.order_id = order.id if order is not None else None
+    row.order_id = order_id
     row.note = _note(note) if note else None
     insert_inbound_event(session, row)  # Core: the row is never read back in this transaction
     return _ack(row, duplicate=False, pin=pin)
