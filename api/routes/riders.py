@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
 from api import trip_read
+from api.core_writes import store_location
 from api.deps import (
     AdminDep,
     CurrentShopDep,
@@ -208,15 +209,10 @@ def location_work(
             f"({now.isoformat()})",
         )
 
-    def store_location(session: Session) -> RiderPublic:
-        rider = get_served_rider(session, shop, rider_id, lock=True)
-        if rider.located_at is None or at >= rider.located_at:
-            rider.lat, rider.lon, rider.located_at = location_in.lat, location_in.lon, at
-            session.add(rider)
-            session.flush()
-        return rider_public(session, rider)
+    def store(session: Session) -> RiderPublic:
+        return store_location(session, shop, rider_id, location_in, at)
 
-    return store_location
+    return store
 
 
 @router.post("/{rider_id}/location")

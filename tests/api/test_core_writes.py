@@ -1,17 +1,19 @@
-"""Tests of api/core_writes.py: the Core delivery keeps the group writer's shared session right
+"""Tests of api/core_writes.py: the Core delivery and location write keep the group writer's shared session right
 (rows other pieces of the batch loaded are read again after it)."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.group_commit import write_batch
-from api.models import Order, Shop, Trip
+from api.models import Order, Rider, RiderLocation, Shop, Trip
 from api.routes.orders import deliver_work
+from api.routes.riders import location_work
 from api.routes.trips import pickup_work
 from tests.api.factories import FakeClock, ShopHandle
 from tests.api.test_dispatch import dispatch_until_assigned, on_duty_rider, post_order
@@ -63,3 +65,40 @@ def test_a_delivery_in_a_batch_is_seen_by_the_pieces_after_it(
     assert values[2:4] == ["picked_up", "picked_up"]
     assert values[4].status == "delivered"
     assert values[5:] == ["delivered", "done"]
+
+
+def test_a_location_in_a_batch_is_seen_by_the_pieces_after_it(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A rider's ORM row loaded and held, the Core location write, then a read of the row in
+    the same batch: the read sees the new position; an older report changes nothing."""
+    rider_id = uuid.UUID(on_duty_rider(client, shop)["id"])
+    with Session(engine, expire_on_commit=False) as session:
+        shop_row = session.get(Shop, uuid.UUID(shop.id))
+        assert shop_row is not None
+    now = clock()
+    held: list[object] = []
+
+    def hold(session: Session) -> None:
+        held.append(session.get(Rider, rider_id))
+
+    def position(session: Session) -> tuple[float | None, float | None]:
+        row = session.get(Rider, rider_id)
+        assert row is not None
+        return row.lat, row.lon
+
+    here = RiderLocation(lat=34.601, lon=119.202)
+    earlier = RiderLocation(lat=1.0, lon=2.0, at=now - timedelta(minutes=1))
+    outcomes = write_batch(
+        engine,
+        [
+            hold,
+            location_work(shop_row, rider_id, here, now),
+            position,
+            location_work(shop_row, rider_id, earlier, now),
+            position,
+        ],
+    )
+    assert [outcome.error for outcome in outcomes] == [None] * 5
+    assert outcomes[2].value == outcomes[4].value == (34.601, 119.202)
+    assert outcomes[3].value.located_at == now
