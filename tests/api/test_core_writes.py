@@ -1,5 +1,5 @@
-"""Tests of api/core_writes.py: the Core delivery and location write keep the group writer's shared session right
-(rows other pieces of the batch loaded are read again after it)."""
+"""Tests of api/core_writes.py: the Core delivery and location report keep the group writer's
+shared session right (rows other pieces of the batch loaded are read again after them)."""
 
 from __future__ import annotations
 
