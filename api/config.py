@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     tick_s: int = Field(default=5, ge=1, le=3600)
     # Run the dispatch loop in the process (tests switch it off and call ``dispatch_shop``).
     dispatch_enabled: bool = True
+    # The dispatch loop's engine runs in a worker process (``api.planner``), not in the
+    # service's; false: in the service's process.
+    planner_process: bool = True
     # Request bodies larger than this get 413 ``payload_too_large``.
     max_body_bytes: int = Field(default=65_536, ge=1_024, le=16_777_216)
     # How long a SQLite connection waits for the write lock before failing.

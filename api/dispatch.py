@@ -57,6 +57,7 @@ from api.models import (
     TripStop,
 )
 from api.outbox import emit, subscriber_ids
+from api.planner import Decide, decide_in_process
 from api.trips import ACTIVE_TRIP_VALUES
 
 logger = logging.getLogger("api.dispatch")
@@ -246,13 +247,15 @@ def decide_shop(
     tick_s: int,
     lock: bool,
     when_all_busy: bool = True,
+    decide: Decide = decide_in_process,
 ) -> ShopDecision | None:
     """Snapshot ``shop``'s pending orders and on-duty riders and run the engine; ``None`` when no
     order waits, or (``when_all_busy`` off) when every on-duty rider is on a trip: no trip
     could be stored, and the orders keep the reasons of the last plan. With ``lock``
     (PostgreSQL, in a write transaction) the orders and riders stay locked until the
     transaction ends; without, nothing is locked and the plan may be stale by the time it is
-    stored (``store_decision`` checks). At most ``snapshot_order_limit`` orders, the oldest."""
+    stored (``store_decision`` checks). At most ``snapshot_order_limit`` orders, the oldest.
+    ``decide``: where the engine runs (``plan_shop``)."""
     now = now.astimezone(UTC)
     serving = col(Rider.id).in_(select(RiderShop.rider_id).where(RiderShop.shop_id == shop.id))
     capacities_bags = session.exec(
@@ -306,7 +309,16 @@ def decide_shop(
     if riders and not when_all_busy and busy.keys() >= set(rider_ids):
         return None
     plan = plan_shop(
-        shop, orders, riders, shifts, busy, now, tick_s, rider_shop_ids=serves, rider_homes=homes
+        shop,
+        orders,
+        riders,
+        shifts,
+        busy,
+        now,
+        tick_s,
+        rider_shop_ids=serves,
+        rider_homes=homes,
+        decide=decide,
     )
     return ShopDecision(
         shop_id=shop.id,
@@ -547,7 +559,11 @@ def shops_waiting(engine: Engine) -> list[uuid.UUID]:
 
 
 def read_decision(
-    engine: Engine, shop_id: uuid.UUID, now: datetime, tick_s: int
+    engine: Engine,
+    shop_id: uuid.UUID,
+    now: datetime,
+    tick_s: int,
+    decide: Decide = decide_in_process,
 ) -> ShopDecision | None:
     """``decide_shop`` in a read transaction (no write lock is held while the engine plans);
     ``None`` also when every rider of the shop is on a trip (nothing to plan for)."""
@@ -555,7 +571,9 @@ def read_decision(
         shop = session.get(Shop, shop_id)
         if shop is None:
             return None
-        return decide_shop(session, shop, now, tick_s=tick_s, lock=False, when_all_busy=False)
+        return decide_shop(
+            session, shop, now, tick_s=tick_s, lock=False, when_all_busy=False, decide=decide
+        )
 
 
 def lease_and_store(
@@ -569,16 +587,22 @@ def lease_and_store(
 
 
 async def dispatch_tick(
-    engine: Engine, group_commit: GroupCommit, now: datetime, tick_s: int, owner_id: str
+    engine: Engine,
+    group_commit: GroupCommit,
+    now: datetime,
+    tick_s: int,
+    owner_id: str,
+    decide: Decide = decide_in_process,
 ) -> int:
     """One tick of the service's loop: each shop with orders waiting is planned in a worker
     thread outside any write transaction, then its lease and its trips are written through the
     group writer (``api.group_commit``) with the other writes of the moment; the number of
-    trips committed. A shop whose dispatch fails is logged and skipped."""
+    trips committed. A shop whose dispatch fails is logged and skipped. ``decide``: where the
+    engine runs (``plan_shop``)."""
     committed = 0
     for shop_id in await asyncio.to_thread(shops_waiting, engine):
         try:
-            decision = await asyncio.to_thread(read_decision, engine, shop_id, now, tick_s)
+            decision = await asyncio.to_thread(read_decision, engine, shop_id, now, tick_s, decide)
             if decision is None:
                 continue
             committed += await group_commit.run(
@@ -632,6 +656,7 @@ async def run_dispatch_loop(
     clock: Callable[[], datetime],
     group_commit: Callable[[], GroupCommit],
     owner_id: str | None = None,
+    decide: Decide = decide_in_process,
 ) -> None:
     """Tick every ``settings.tick_s`` seconds until cancelled, as worker ``owner_id`` (a new
     name by default); never stops on an error.
@@ -643,7 +668,7 @@ async def run_dispatch_loop(
     horizon_s = max(1, math.ceil(settings.tick_s * float(getattr(clock, "speed", 1.0))))
     while True:
         try:
-            await dispatch_tick(engine, group_commit(), clock(), horizon_s, owner_id)
+            await dispatch_tick(engine, group_commit(), clock(), horizon_s, owner_id, decide)
         except Exception:
             logger.exception("dispatch tick failed")
         await asyncio.sleep(settings.tick_s)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from api.models import Order, Rider, RiderShift, Shop
-from router.dispatch import QuarterhourPolicy
+from api.planner import Decide, decide_in_process
 from router.dispatch import warm_up as warm_up_dispatch
 from router.scenario import TravelRules
 from router.snapshot import Snapshot, pad_shifts
@@ -114,6 +114,7 @@ def plan_shop(
     *,
     rider_shop_ids: Mapping[uuid.UUID, Collection[uuid.UUID]] | None = None,
     rider_homes: Mapping[uuid.UUID, tuple[float, float]] | None = None,
+    decide: Decide = decide_in_process,
 ) -> ShopPlan:
     """Run the Quarterhour policy on one shop's pending ``orders`` and on-duty ``riders``.
 
@@ -123,7 +124,8 @@ def plan_shop(
     ``shop``), as DESIGN's "first served shop". A rider without shift rows works from ``now``
     for ``DEFAULT_SHIFT``. A busy rider is placed at its last drop-off, free when it is
     delivered and never before the next tick, so that no second trip is committed to it. The
-    same rows and ``now`` give the same plan.
+    same rows and ``now`` give the same plan. ``decide`` runs the policy on the snapshot (in
+    this process by default; ``api.planner.Planner.decide`` in a worker process).
     """
     orders = sorted(orders, key=lambda order: (order.placed_at, str(order.id)))
     riders = sorted(riders, key=lambda rider: (rider.created_at, str(rider.id)))
@@ -183,7 +185,7 @@ def plan_shop(
         rider_shift_starts_s=starts_s,
         rider_shift_ends_s=ends_s,
     )
-    decision = QuarterhourPolicy(tick_s=tick_s).decide(snapshot)
+    decision = decide(snapshot, tick_s)
     plan = ShopPlan(
         reasons={
             orders[i].id: absolute_reason(reason, now) for i, reason in decision.reasons.items()

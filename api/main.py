@@ -28,6 +28,7 @@ from api.fast import QuarterhourApp
 from api.migrations import upgrade
 from api.models import ErrorPublic, utc_now
 from api.outbox import run_delivery_loop
+from api.planner import Planner
 from api.routes import (
     orders,
     quotes,
@@ -111,10 +112,15 @@ def create_app(
         freeze_start_up_heap()
         loops = []
         owner_id = new_worker_id()
+        planner = Planner()
         if settings.dispatch_enabled:
+            if settings.planner_process:
+                planner.start()
             writer = functools.partial(group_commit_of, _app)
             loops.append(
-                asyncio.create_task(run_dispatch_loop(engine, settings, clock, writer, owner_id))
+                asyncio.create_task(
+                    run_dispatch_loop(engine, settings, clock, writer, owner_id, planner.decide)
+                )
             )
         if settings.webhook_delivery_enabled:
             loops.append(asyncio.create_task(run_delivery_loop(engine, settings, clock)))
@@ -125,6 +131,7 @@ def create_app(
                 await loop
         if settings.dispatch_enabled:
             await _release_leases(_app, owner_id, clock())
+        await asyncio.to_thread(planner.stop)
         engine.dispose()
 
     app = QuarterhourApp(
