@@ -8,8 +8,8 @@ order (the order row locked, then the trip row, as ``api.trips.finish_trip_if_do
 PostgreSQL), with the same events and outbound webhook events. Likewise the order a platform's
 ``order.created`` makes (``insert_new_order``, ``place_order`` of ``api.routes.orders`` in
 Core) and the stored inbound event (``insert_inbound_event``): about 4 ms of the writer's CPU
-an event before. And a rider's location report (``store_location``: 2.4 ms of the writer's CPU
-as ORM reads and a flush, session 8).
+an event before. And a rider's location report and duty change (``store_location``,
+``store_duty``: 2.4 and 3-4 ms of the writer's CPU as ORM reads and a flush, session 8).
 
 The group writer's session is shared by the pieces of work of one batch: an ORM row another
 piece loaded earlier in the batch would not see a Core write. Each function here expires the
@@ -36,6 +36,7 @@ from api.models import (
     OrderStatus,
     OutboundEventType,
     Rider,
+    RiderDutySpan,
     RiderLocation,
     RiderPublic,
     RiderShift,
@@ -57,6 +58,7 @@ INBOUND_EVENTS = _TABLES[str(InboundEvent.__tablename__)]
 RIDERS = _TABLES[str(Rider.__tablename__)]
 RIDER_SHOPS = _TABLES[str(RiderShop.__tablename__)]
 RIDER_SHIFTS = _TABLES[str(RiderShift.__tablename__)]
+DUTY_SPANS = _TABLES[str(RiderDutySpan.__tablename__)]
 
 ORDER_FOR_UPDATE = select(ORDERS).where(ORDERS.c.id == bindparam("order_id")).with_for_update()
 TRIP_STATUS_FOR_UPDATE = (
@@ -116,6 +118,18 @@ SET_RIDER_LOCATION = (
     .where(RIDERS.c.id == bindparam("rider_id"))
     .values(lat=bindparam("lat"), lon=bindparam("lon"), located_at=bindparam("located_at"))
 )
+SET_RIDER_ON_DUTY = (
+    update(RIDERS).where(RIDERS.c.id == bindparam("rider_id")).values(on_duty=bindparam("duty"))
+)
+OPEN_DUTY_SPANS = select(DUTY_SPANS.c.id, DUTY_SPANS.c.start_at).where(
+    DUTY_SPANS.c.rider_id == bindparam("rider_id"), DUTY_SPANS.c.end_at.is_(None)
+)
+CLOSE_DUTY_SPAN = (
+    update(DUTY_SPANS)
+    .where(DUTY_SPANS.c.id == bindparam("span_id"))
+    .values(end_at=bindparam("ended_at"))
+)
+INSERT_DUTY_SPAN = insert(DUTY_SPANS)
 SHIFTS_OF_RIDER = (
     select(RIDER_SHIFTS.c.start_at, RIDER_SHIFTS.c.end_at)
     .where(RIDER_SHIFTS.c.rider_id == bindparam("rider_id"))
@@ -225,27 +239,60 @@ def _move_eta(session: Session, order: dict[str, Any], eta_at: datetime, now: da
         emit(session, Order.model_validate(order), OutboundEventType.eta_changed, now, None, extra)
 
 
+def _served_rider(session: Session, shop: Shop, rider_id: uuid.UUID) -> dict[str, Any]:
+    """The columns of rider ``rider_id``, locked (PostgreSQL), if it serves ``shop``; 404
+    ``not_found`` otherwise, as if it did not exist."""
+    params = {"rider_id": rider_id, "shop_id": shop.id}
+    row = session.connection().execute(SERVED_RIDER_FOR_UPDATE, params).mappings().first()
+    if row is None:
+        raise not_found("rider")
+    return dict(row)
+
+
+def _rider_public(session: Session, rider: dict[str, Any]) -> RiderPublic:
+    shifts = session.connection().execute(SHIFTS_OF_RIDER, {"rider_id": rider["id"]}).all()
+    return RiderPublic.model_validate({**rider, "shifts": [tuple(shift) for shift in shifts]})
+
+
+def store_duty(
+    session: Session, shop: Shop, rider_id: uuid.UUID, on_duty: bool, now: datetime
+) -> RiderPublic:
+    """Put rider ``rider_id`` of ``shop`` on or off duty at ``now``, with its duty spans: going
+    on duty opens a span at ``now``, going off closes the open one at ``now`` (never before it
+    started: the clocks of processes differ); the same value again changes nothing. Every
+    change of ``riders.on_duty`` goes through here, so that a rider on duty has exactly one open
+    span and a rider off duty none (the KPIs' rider hours, ``api.kpis``)."""
+    rider = _served_rider(session, shop, rider_id)
+    if rider["on_duty"] != on_duty:
+        connection = session.connection()
+        connection.execute(SET_RIDER_ON_DUTY, {"rider_id": rider_id, "duty": on_duty})
+        if on_duty:
+            connection.execute(INSERT_DUTY_SPAN, {"rider_id": rider_id, "start_at": now})
+        else:
+            for span_id, start_at in connection.execute(OPEN_DUTY_SPANS, {"rider_id": rider_id}):
+                ended_at = max(now, start_at)
+                connection.execute(CLOSE_DUTY_SPAN, {"span_id": span_id, "ended_at": ended_at})
+                forget(session, RiderDutySpan, span_id)
+        forget(session, Rider, rider_id)
+        rider["on_duty"] = on_duty
+    return _rider_public(session, rider)
+
+
 def store_location(
     session: Session, shop: Shop, rider_id: uuid.UUID, location_in: RiderLocation, at: datetime
 ) -> RiderPublic:
     """``POST /v1/riders/{id}/location`` of a rider serving ``shop``: its position at ``at``
     stored unless a later one is (reports may arrive out of order); the rider as it is then.
     404 ``not_found`` for a rider that does not serve the shop."""
-    connection = session.connection()
-    params = {"rider_id": rider_id, "shop_id": shop.id}
-    row = connection.execute(SERVED_RIDER_FOR_UPDATE, params).mappings().first()
-    if row is None:
-        raise not_found("rider")
-    rider = dict(row)
+    rider = _served_rider(session, shop, rider_id)
     if rider["located_at"] is None or at >= rider["located_at"]:
         rider.update(lat=location_in.lat, lon=location_in.lon, located_at=at)
-        connection.execute(
+        session.connection().execute(
             SET_RIDER_LOCATION,
             {"rider_id": rider_id, "lat": rider["lat"], "lon": rider["lon"], "located_at": at},
         )
         forget(session, Rider, rider_id)
-    shifts = connection.execute(SHIFTS_OF_RIDER, {"rider_id": rider_id}).all()
-    return RiderPublic.model_validate({**rider, "shifts": [tuple(shift) for shift in shifts]})
+    return _rider_public(session, rider)
 
 
 def insert_new_order(

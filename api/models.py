@@ -350,7 +350,7 @@ class RiderShift(SQLModel, table=True):
 class RiderDutySpan(SQLModel, table=True):
     """A time a rider was on duty: from going on duty (``start_at``) to going off (``end_at``,
     null while it is still on duty). A rider on duty has exactly one open span, one off duty
-    none (``api.routes.riders.change_duty`` keeps them so; the partial unique index makes a
+    none (``api.core_writes.store_duty`` keeps them so; the partial unique index makes a
     second open span an error)."""
 
     __tablename__ = "rider_duty_spans"

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
 from api import trip_read
-from api.core_writes import store_location
+from api.core_writes import store_duty, store_location
 from api.deps import (
     AdminDep,
     CurrentShopDep,
@@ -35,7 +35,6 @@ from api.models import (
     Rider,
     RiderCreate,
     RiderDuty,
-    RiderDutySpan,
     RiderLocation,
     RiderPublic,
     RiderShift,
@@ -153,28 +152,6 @@ def update_rider(
     return rider_public(session, rider)
 
 
-def change_duty(session: Session, rider: Rider, on_duty: bool, now: datetime) -> None:
-    """Put ``rider`` (locked) on or off duty at ``now``, with its duty spans (flushed): going on
-    duty opens a span at ``now``, going off closes the open one at ``now`` (never before it
-    started: the clocks of processes differ); the same value again changes nothing. Every
-    change of ``riders.on_duty`` goes through here, so that a rider on duty has exactly one open
-    span and a rider off duty none (the KPIs' rider hours, ``api.kpis``)."""
-    if rider.on_duty == on_duty:
-        return
-    rider.on_duty = on_duty
-    session.add(rider)
-    if on_duty:
-        session.add(RiderDutySpan(rider_id=rider.id, start_at=now))
-    else:
-        open_spans = select(RiderDutySpan).where(
-            RiderDutySpan.rider_id == rider.id, col(RiderDutySpan.end_at).is_(None)
-        )
-        for span in session.exec(open_spans):
-            span.end_at = max(now, span.start_at)
-            session.add(span)
-    session.flush()
-
-
 @router.post("/{rider_id}/duty")
 async def set_duty(
     rider_id: uuid.UUID,
@@ -188,9 +165,7 @@ async def set_duty(
     through the group writer (``api.group_commit``), the duty span in the same transaction."""
 
     def set_rider_duty(session: Session) -> RiderPublic:
-        rider = get_served_rider(session, shop, rider_id, lock=True)
-        change_duty(session, rider, duty_in.on_duty, now)
-        return rider_public(session, rider)
+        return store_duty(session, shop, rider_id, duty_in.on_duty, now)
 
     return await group_commit.run(set_rider_duty)
 

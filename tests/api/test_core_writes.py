@@ -3,15 +3,17 @@ shared session right (rows other pieces of the batch loaded are read again after
 
 from __future__ import annotations
 
+import functools
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from api.core_writes import store_duty
 from api.group_commit import write_batch
-from api.models import Order, Rider, RiderLocation, Shop, Trip
+from api.models import Order, Rider, RiderDutySpan, RiderLocation, Shop, Trip
 from api.routes.orders import deliver_work
 from api.routes.riders import location_work
 from api.routes.trips import pickup_work
@@ -102,3 +104,47 @@ def test_a_location_in_a_batch_is_seen_by_the_pieces_after_it(
     assert [outcome.error for outcome in outcomes] == [None] * 5
     assert outcomes[2].value == outcomes[4].value == (34.601, 119.202)
     assert outcomes[3].value.located_at == now
+
+
+def test_a_duty_change_in_a_batch_is_seen_by_the_pieces_after_it(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A rider's ORM row loaded and held, then off duty (its span closed, never before it
+    opened) and on again by Core in one batch: the reads after each see the change, and the
+    rider ends with one open span."""
+    rider_id = uuid.UUID(on_duty_rider(client, shop)["id"])
+    with Session(engine, expire_on_commit=False) as session:
+        shop_row = session.get(Shop, uuid.UUID(shop.id))
+        assert shop_row is not None
+    now = clock()
+    held: list[object] = []
+
+    def hold(session: Session) -> None:
+        held.append(session.get(Rider, rider_id))
+
+    def on_duty(session: Session) -> bool:
+        row = session.get(Rider, rider_id)
+        assert row is not None
+        return row.on_duty
+
+    def spans(session: Session) -> list[tuple[datetime, datetime | None]]:
+        rows = session.exec(select(RiderDutySpan).where(RiderDutySpan.rider_id == rider_id))
+        spans = [(span.start_at, span.end_at) for span in rows]
+        return sorted(spans, key=lambda span: (span[0], span[1] is None))
+
+    duty = functools.partial(store_duty, shop=shop_row, rider_id=rider_id)
+    skewed = now - timedelta(seconds=5)  # another process's clock, behind the span's start
+    outcomes = write_batch(
+        engine,
+        [
+            hold,
+            functools.partial(duty, on_duty=False, now=skewed),
+            on_duty,
+            functools.partial(duty, on_duty=True, now=now),
+            on_duty,
+            spans,
+        ],
+    )
+    assert [outcome.error for outcome in outcomes] == [None] * 6
+    assert (outcomes[2].value, outcomes[4].value) == (False, True)
+    assert outcomes[5].value == [(now, now), (now, None)]
