@@ -8,9 +8,9 @@ reads and plans were a sixth of the time the GIL was held, session 8). In a work
 holds only its own; the service's thread waits for the answer without the GIL.
 
 The worker is spawned (not forked: the service has threads and open database connections) when
-the service starts, and warms the kernels up there. Should it die or hang, the plan of that
-shop is computed in the service's process, the worker is replaced, and dispatch goes on. The
-same snapshot gives the same decision in either process.
+the service starts, which waits for it to warm its kernels up. Should it die or hang, the plan
+of that shop is computed in the service's process, the worker is replaced, and dispatch goes
+on. The same snapshot gives the same decision in either process.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ def _warm_worker() -> None:
     warm_up_dispatch()
 
 
+def _ready() -> bool:
+    return True  # run after ``_warm_worker``: the worker is warm once this answers
+
+
 class Planner:
     """``decide`` in a worker process (see the module docstring); ``start`` it first, ``stop``
     it at the end. Thread-safe: the dispatch's worker threads call ``decide`` at once."""
@@ -55,15 +59,20 @@ class Planner:
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
 
-    def start(self) -> None:
-        """Spawn the worker; it warms its kernels up meanwhile (``decide`` waits for that)."""
+    def start(self, *, wait: bool = True) -> None:
+        """Spawn the worker and, with ``wait``, return once it has warmed its kernels up (a
+        few seconds: the service starts with a ready planner, not with one that competes with
+        the first requests for the CPU)."""
         with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_warm_worker,
-                )
+            if self._pool is not None:
+                return
+            self._pool = pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_warm_worker,
+            )
+        if wait:
+            pool.submit(_ready).result(timeout=DECISION_TIMEOUT_S)
 
     def stop(self) -> None:
         with self._lock:
@@ -95,4 +104,4 @@ class Planner:
         broken.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.kill()  # a hung worker would otherwise live on
-        self.start()
+        self.start(wait=False)  # the plan at hand is made here meanwhile
