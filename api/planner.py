@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -44,6 +45,9 @@ def decide_in_process(snapshot: Snapshot, tick_s: int) -> Decision:
 
 
 def _warm_worker() -> None:
+    # Ctrl-C reaches the whole process group: the service stops its worker itself, after
+    # its last plan, so the worker must not die of the interrupt first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up_dispatch()
 
 

@@ -57,3 +57,16 @@ def test_a_killed_worker_is_replaced_and_no_plan_is_lost(planner: Planner) -> No
 def test_a_planner_not_started_decides_in_this_process() -> None:
     snapshot = fixture_snapshot()
     assert same(Planner().decide(snapshot, TICK_S), decide_in_process(snapshot, TICK_S))
+
+
+def test_the_worker_outlives_an_interrupt(
+    planner: Planner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl-C reaches the worker too (one process group); the service stops it, not the signal."""
+    snapshot = fixture_snapshot()
+    planner.decide(snapshot, TICK_S)
+    (worker,) = worker_pids(planner)
+    os.kill(worker, signal.SIGINT)
+    assert same(planner.decide(snapshot, TICK_S), decide_in_process(snapshot, TICK_S))
+    assert worker_pids(planner) == {worker}
+    assert "planner process failed" not in caplog.text
