@@ -275,14 +275,16 @@ def _apply_cancel(
     return InboundStatus.applied, None
 
 
-def _apply_deferred(
+def apply_deferred(
     session: Session, shop: Shop, order_id: uuid.UUID, source: str, external_id: str, now: datetime
-) -> None:
+) -> bool:
     """Apply the events of the new order ``order_id`` that arrived before it, oldest
-    ``created`` first (the order is loaded as a row only when there are some)."""
+    ``created`` first (the order is loaded as a row only when there are some); whether there
+    were any. Also ``POST /v1/orders``'s (``api.intake``): an order is the same whichever way
+    it arrives."""
     key = {"shop_id": shop.id, "source": source, "external_id": external_id}
     if session.connection().execute(ANY_DEFERRED_OF_KEY, key).first() is None:
-        return  # the usual case: one indexed read, no ORM query
+        return False  # the usual case: one indexed read, no ORM query
     rows = session.exec(
         select(InboundEvent)
         .where(
@@ -294,7 +296,7 @@ def _apply_deferred(
         .order_by(col(InboundEvent.sent_at), col(InboundEvent.id))
     ).all()
     if not rows:
-        return
+        return False
     order = _load_order(session, order_id)
     for row in rows:
         data = json.loads(row.data)
@@ -309,6 +311,8 @@ def _apply_deferred(
             status, note = InboundStatus.rejected, error.message
         row.status, row.note = status.value, _note(note) if note else None
         session.add(row)
+    session.flush()  # for the Core reads after it
+    return True
 
 
 def process_event(
@@ -355,7 +359,7 @@ def process_event(
         if order_id is None:
             order, pin = insert_new_order(session, shop, _order_in(source, event.data), now)
             order_id = order.id
-            _apply_deferred(session, shop, order_id, source, external_id, now)
+            apply_deferred(session, shop, order_id, source, external_id, now)
         else:
             row.status, note = InboundStatus.ignored.value, "the order exists already"
     elif order_id is None:

@@ -9,12 +9,16 @@ too, but their error is kept and raised only when the request turns out to be ne
 a known ``(source, external_id)`` is answered as before, whatever its drop-off).
 
 ``take_orders`` writes a batch: one query for the idempotency records of all its keys, one for
-the orders of all its ``(source, external_id)`` pairs (each an OR of index equalities), one
-for the shops' subscribers to ``order.accepted``; then one multi-row INSERT each for the new
+the orders of all its ``(source, external_id)`` pairs and one for the deferred inbound events
+of those pairs (each an OR of index equalities), one for the shops' subscribers to
+``order.accepted``; then one multi-row INSERT each for the new
 orders, their ``placed`` events and their idempotency records. A request that needs more than
 that (its order exists already, its key or order is repeated within the batch, its shop
-subscribes to ``order.accepted``) is left to ``take_order``, the same intake one request at a
-time, in a savepoint of its own after the batch's inserts (so it sees them).
+subscribes to ``order.accepted``, a platform's cancel or update of it came first by webhook and
+waits for it, ``api.inbound``) is left to ``take_order``, the same intake one request at a
+time, in a savepoint of its own after the batch's inserts (so it sees them). There the waiting
+events are applied as a webhook ``order.created`` would, and the answer is the order after
+them (a cancel that came first: the order is created cancelled).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from api.group_commit import BatchKind, Outcome
 from api.ids import new_id
 from api.models import (
     IdempotencyRecord,
+    InboundEvent,
+    InboundStatus,
     Order,
     OrderCreate,
     OrderEvent,
@@ -56,10 +62,12 @@ ORDERS = SQLModel.metadata.tables[str(Order.__tablename__)]
 ORDER_EVENTS = SQLModel.metadata.tables[str(OrderEvent.__tablename__)]
 IDEMPOTENCY_RECORDS = SQLModel.metadata.tables[str(IdempotencyRecord.__tablename__)]
 WEBHOOK_ENDPOINTS = SQLModel.metadata.tables[str(WebhookEndpoint.__tablename__)]
+INBOUND_EVENTS = SQLModel.metadata.tables[str(InboundEvent.__tablename__)]
 
 
 # The statements of the intake, built once (building a Core statement costs more than running
 # it).
+ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("order_id"))
 ORDER_OF_KEY = select(ORDERS).where(
     ORDERS.c.shop_id == bindparam("shop_id"),
     ORDERS.c.source == bindparam("source"),
@@ -126,6 +134,47 @@ def orders_of_keys(n_keys: int) -> Select[Any]:
                 for i in range(n_keys)
             )
         )
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def deferred_events_of_keys(n_keys: int) -> Select[Any]:
+    """The ``(shop_id, source, external_id)`` of the deferred inbound events (an update or a
+    cancel that came before its order) among ``n_keys`` such triples, bound as
+    ``orders_of_keys`` is."""
+    return (
+        select(INBOUND_EVENTS.c.shop_id, INBOUND_EVENTS.c.source, INBOUND_EVENTS.c.external_id)
+        .where(
+            INBOUND_EVENTS.c.status == InboundStatus.deferred.value,
+            or_(
+                *(
+                    and_(
+                        INBOUND_EVENTS.c.shop_id == bindparam(f"shop_id_{i}"),
+                        INBOUND_EVENTS.c.source == bindparam(f"source_{i}"),
+                        INBOUND_EVENTS.c.external_id == bindparam(f"external_id_{i}"),
+                    )
+                    for i in range(n_keys)
+                )
+            ),
+        )
+        .distinct()
+    )
+
+
+def _apply_deferred_events(session: Session, request: IntakeRequest) -> bool:
+    """Apply the platform events of the new order of ``request`` that came before it (a cancel
+    or an update by webhook, ``api.inbound``), as a webhook ``order.created`` would; whether
+    there were any."""
+    from api.inbound import apply_deferred  # api.inbound imports this module
+
+    assert request.values is not None
+    return apply_deferred(
+        session,
+        request.shop,
+        request.values["id"],
+        request.source,
+        request.external_id,
+        request.now,
     )
 
 
@@ -276,6 +325,7 @@ def new_order_body(values: dict[str, Any]) -> dict[str, Any]:
 class IntakeRequest:
     """One ``POST /v1/orders``, prepared for the writer (``prepare_intake``)."""
 
+    shop: Shop
     shop_id: uuid.UUID
     idempotency_key: str | None
     fingerprint: str
@@ -308,6 +358,7 @@ def prepare_intake(
         body = new_order_body(values)
         body_json = dump_body(body)
     return IntakeRequest(
+        shop=shop,
         shop_id=shop.id,
         idempotency_key=idempotency_key,
         fingerprint=request_sha256(order_in),
@@ -391,6 +442,10 @@ def take_order(session: Session, request: IntakeRequest) -> IntakeAnswer:
             assert order is not None  # inserted just above
             emit(session, order, OutboundEventType.accepted, request.now, None)
         status_code, body_json, shown_pin = 201, request.body_json, request.pin
+        if _apply_deferred_events(session, request):
+            params = {"order_id": request.values["id"]}
+            after = connection.execute(ORDER_BY_ID, params).mappings().one()
+            body_json = dump_body(public_body(after))
     if request.idempotency_key is not None:
         connection.execute(INSERT_RECORD, _record_values(request, status_code, body_json))
     return status_code, body_json, False, shown_pin
@@ -427,6 +482,13 @@ def take_orders(session: Session, requests: Sequence[IntakeRequest]) -> list[Out
         )
     }
     subscribed = _accepted_subscribers(session, {request.shop_id for request in requests})
+    awaited = {
+        (row.shop_id, row.source, row.external_id)
+        for row in connection.execute(
+            deferred_events_of_keys(len(order_keys)),
+            key_params(("shop_id", "source", "external_id"), order_keys),
+        )
+    }
 
     outcomes: list[Outcome | None] = []
     new: list[IntakeRequest] = []
@@ -448,7 +510,11 @@ def take_orders(session: Session, requests: Sequence[IntakeRequest]) -> list[Out
                 outcomes.append(Outcome(value=_replay(request, record)))
             except AppError as reused:
                 outcomes.append(Outcome(error=reused))
-        elif request.order_key in known_orders or request.shop_id in subscribed:
+        elif (
+            request.order_key in known_orders
+            or request.order_key in awaited
+            or request.shop_id in subscribed
+        ):
             outcomes.append(None)
         elif request.error is not None:
             outcomes.append(Outcome(error=request.error))

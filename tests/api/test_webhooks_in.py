@@ -412,3 +412,34 @@ def test_a_secret_retired_by_another_process_stops_verifying_within_the_ttl(
     event = inbound_event(shop.id, event_id="evt_p2", external_id="P-2")
     assert_error(post_signed(client, event, secret), 401, "invalid_signature")
     assert count_rows(engine, "orders") == 1
+
+
+@pytest.mark.parametrize("with_key", [False, True])
+def test_a_platform_cancel_waiting_for_its_order_applies_when_the_shop_posts_it(
+    client: TestClient, shop: ShopHandle, secret: str, engine: Engine, with_key: bool
+) -> None:
+    """A platform's order.cancelled (and an update) that came before the order wait for it
+    however it arrives: the shop posting it to ``POST /v1/orders`` with the platform as its
+    ``source`` gets it cancelled at once, as a webhook order.created would, and the answer says
+    so; the events are applied. Another order in the same request batch is untouched."""
+    moved = {"dropoff_lat": INSIDE_LAT + 0.001}
+    update = inbound_event(shop.id, "order.updated", "evt_u", T0 + 30, **moved)
+    cancel = inbound_event(shop.id, "order.cancelled", "evt_c", T0 + 60, reason="changed mind")
+    for event in (update, cancel):
+        assert post_signed(client, event, secret).json()["status"] == "deferred"
+    headers = {**shop.headers, **({"Idempotency-Key": "till-1"} if with_key else {})}
+    body = order_body(source="meituan")
+    response = client.post("/v1/orders", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["status"] == "cancelled"
+    assert order["dropoff_lat"] == pytest.approx(INSIDE_LAT + 0.001)
+    assert order.pop("pin")  # shown once, as with any new order
+    assert order_of(client, shop, order["id"]) == order
+    assert kinds(client, shop, order["id"]) == ["placed", "updated", "cancelled"]
+    assert count_rows(engine, "inbound_events", "status = 'applied'") == 2
+    if with_key:  # the replay answers what the first answer said
+        replay = client.post("/v1/orders", json=body, headers=headers).json()
+        assert replay.pop("pin") is None and replay == order
+    other = client.post("/v1/orders", json=order_body(external_id="A-2"), headers=shop.headers)
+    assert other.json()["status"] == "pending"
