@@ -9,16 +9,16 @@ too, but their error is kept and raised only when the request turns out to be ne
 a known ``(source, external_id)`` is answered as before, whatever its drop-off).
 
 ``take_orders`` writes a batch: one query for the idempotency records of all its keys, one for
-the orders of all its ``(source, external_id)`` pairs and one for the deferred inbound events
-of those pairs (each an OR of index equalities), one for the shops' subscribers to
-``order.accepted``; then one multi-row INSERT each for the new
-orders, their ``placed`` events and their idempotency records. A request that needs more than
-that (its order exists already, its key or order is repeated within the batch, its shop
-subscribes to ``order.accepted``, a platform's cancel or update of it came first by webhook and
-waits for it, ``api.inbound``) is left to ``take_order``, the same intake one request at a
-time, in a savepoint of its own after the batch's inserts (so it sees them). There the waiting
-events are applied as a webhook ``order.created`` would, and the answer is the order after
-them (a cancel that came first: the order is created cancelled).
+the orders and the deferred inbound events of all its ``(source, external_id)`` pairs (each an
+OR of index equalities), one for the shops' subscribers to ``order.accepted``; then one
+multi-row INSERT each for the new orders, their ``placed`` events and their idempotency
+records. A request that needs more than that (its order exists already, its key or order is
+repeated within the batch, its shop subscribes to ``order.accepted``, a platform's cancel or
+update of it came first by webhook and waits for it, ``api.inbound``) is left to
+``take_order``, the same intake one request at a time, in a savepoint of its own after the
+batch's inserts (so it sees them). There the waiting events are applied as a webhook
+``order.created`` would, and the answer is the order after them (a cancel that came first:
+the order is created cancelled).
 """
 
 from __future__ import annotations
@@ -32,7 +32,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, insert, or_, select
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    and_,
+    bindparam,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlmodel import Session, SQLModel
 
 from api.engine import walk_s
@@ -119,46 +129,40 @@ def records_of_keys(n_keys: int) -> Select[Any]:
     )
 
 
-@functools.lru_cache(maxsize=128)
-def orders_of_keys(n_keys: int) -> Select[Any]:
-    """The ``(shop_id, source, external_id)`` of the orders among ``n_keys`` such triples, bound
-    as ``shop_id_<i>``, ``source_<i>`` and ``external_id_<i>`` (``key_params``)."""
-    return select(ORDERS.c.shop_id, ORDERS.c.source, ORDERS.c.external_id).where(
-        or_(
-            *(
-                and_(
-                    ORDERS.c.shop_id == bindparam(f"shop_id_{i}"),
-                    ORDERS.c.source == bindparam(f"source_{i}"),
-                    ORDERS.c.external_id == bindparam(f"external_id_{i}"),
-                )
-                for i in range(n_keys)
+def _key_match(table: Any, n_keys: int) -> Any:
+    """An OR of one ``(shop_id, source, external_id)`` index equality per key of ``table``,
+    bound as ``shop_id_<i>``, ``source_<i>`` and ``external_id_<i>`` (``key_params``)."""
+    return or_(
+        *(
+            and_(
+                table.c.shop_id == bindparam(f"shop_id_{i}"),
+                table.c.source == bindparam(f"source_{i}"),
+                table.c.external_id == bindparam(f"external_id_{i}"),
             )
+            for i in range(n_keys)
         )
     )
 
 
 @functools.lru_cache(maxsize=128)
-def deferred_events_of_keys(n_keys: int) -> Select[Any]:
-    """The ``(shop_id, source, external_id)`` of the deferred inbound events (an update or a
-    cancel that came before its order) among ``n_keys`` such triples, bound as
-    ``orders_of_keys`` is."""
-    return (
-        select(INBOUND_EVENTS.c.shop_id, INBOUND_EVENTS.c.source, INBOUND_EVENTS.c.external_id)
-        .where(
-            INBOUND_EVENTS.c.status == InboundStatus.deferred.value,
-            or_(
-                *(
-                    and_(
-                        INBOUND_EVENTS.c.shop_id == bindparam(f"shop_id_{i}"),
-                        INBOUND_EVENTS.c.source == bindparam(f"source_{i}"),
-                        INBOUND_EVENTS.c.external_id == bindparam(f"external_id_{i}"),
-                    )
-                    for i in range(n_keys)
-                )
-            ),
-        )
-        .distinct()
+def orders_of_keys(n_keys: int) -> CompoundSelect:
+    """``(waiting, shop_id, source, external_id)`` of what is known of ``n_keys`` such triples:
+    their orders (``waiting`` false), and their deferred inbound events, a platform's update or
+    cancel that came before the order (``waiting`` true). One statement: the keys are bound
+    once for both."""
+    orders = select(
+        literal(False).label("waiting"), ORDERS.c.shop_id, ORDERS.c.source, ORDERS.c.external_id
+    ).where(_key_match(ORDERS, n_keys))
+    deferred = select(
+        literal(True).label("waiting"),
+        INBOUND_EVENTS.c.shop_id,
+        INBOUND_EVENTS.c.source,
+        INBOUND_EVENTS.c.external_id,
+    ).where(
+        INBOUND_EVENTS.c.status == InboundStatus.deferred.value,
+        _key_match(INBOUND_EVENTS, n_keys),
     )
+    return union_all(orders, deferred)
 
 
 def _apply_deferred_events(session: Session, request: IntakeRequest) -> bool:
@@ -474,21 +478,14 @@ def take_orders(session: Session, requests: Sequence[IntakeRequest]) -> list[Out
         for row in connection.execute(statement, key_params(("shop_id", "key"), shop_keys)):
             records[(row.shop_id, row.key)] = row
     order_keys = [request.order_key for request in requests]
-    known_orders = {
-        (row.shop_id, row.source, row.external_id)
-        for row in connection.execute(
-            orders_of_keys(len(order_keys)),
-            key_params(("shop_id", "source", "external_id"), order_keys),
-        )
-    }
+    known_orders: set[tuple[uuid.UUID, str, str]] = set()
+    awaited: set[tuple[uuid.UUID, str, str]] = set()
+    for waiting, *key in connection.execute(
+        orders_of_keys(len(order_keys)),
+        key_params(("shop_id", "source", "external_id"), order_keys),
+    ):
+        (awaited if waiting else known_orders).add((key[0], key[1], key[2]))
     subscribed = _accepted_subscribers(session, {request.shop_id for request in requests})
-    awaited = {
-        (row.shop_id, row.source, row.external_id)
-        for row in connection.execute(
-            deferred_events_of_keys(len(order_keys)),
-            key_params(("shop_id", "source", "external_id"), order_keys),
-        )
-    }
 
     outcomes: list[Outcome | None] = []
     new: list[IntakeRequest] = []
