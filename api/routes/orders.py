@@ -137,6 +137,11 @@ async def create_order(
     body, or 4 random digits) is stored hashed and returned only in the 201 reply; replays with
     the same ``Idempotency-Key`` and 200 replies show ``pin: null``.
 
+    A platform's ``order.updated`` or ``order.cancelled`` that came by webhook before the order
+    (``POST /v1/webhooks/{source}``, same ``source`` and ``external_id``) applies now, as the
+    platform's ``order.created`` would have: the reply is the order after it (cancelled, for a
+    cancel).
+
     The write goes through the group writer (``api.group_commit``): the intakes of a batch are
     written together (``api.intake``, a few multi-row statements in all) in one transaction
     with one fsync, and each is answered only after that commit. Fingerprint, PIN hash and the
