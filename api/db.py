@@ -12,14 +12,18 @@ The schema is made by the Alembic migrations of ``api.migrations``, applied at s
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlmodel import create_engine
 
 from api import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+T = TypeVar("T")
 
 # Execution option naming the statement that opens a SQLite transaction.
 SQLITE_BEGIN_OPTION = "quarterhour_sqlite_begin"
@@ -68,6 +72,15 @@ def create_db_engine(database_url: str, *, sqlite_busy_timeout_ms: int = 5_000) 
         )
 
     return engine
+
+
+async def run_read(engine: Engine, read: Callable[[Engine], T]) -> T:
+    """``read(engine)``: on the event loop on SQLite (a read by key there is a few tens of
+    microseconds, less than a thread hop, and a WAL reader never waits for the writer), in a
+    thread on a networked database."""
+    if is_sqlite(engine):
+        return read(engine)
+    return await asyncio.to_thread(read, engine)
 
 
 def writer(engine: Engine) -> Engine:

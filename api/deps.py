@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, func, select
 
 from api.config import Settings
-from api.db import is_sqlite, writer
+from api.db import is_sqlite, run_read, writer
 from api.errors import AppError, not_found
 from api.group_commit import GroupCommit
 from api.key_cache import cached_shop, read_shop, remember_shop
@@ -148,8 +149,9 @@ class ShopOfKey(SecurityBase):
     """``get_current_shop`` without a write session (``CurrentShopReadDep``): from the key cache
     (``api.key_cache``), or on a miss in a short read transaction of its own, ended before the
     route runs (for routes that write through ``GroupCommit``: a request waiting for its batch
-    holds no connection; ``api.key_cache.read_shop``). The shop is built from its row, in no
-    session, and shared: never add it to a session.
+    holds no connection; ``api.key_cache.read_shop``, on the event loop on SQLite and in a
+    thread otherwise, ``api.db.run_read``). The shop is built from its row, in no session, and
+    shared: never add it to a session.
 
     A security scheme of its own, documented as ``bearer`` is (the same OpenAPI security), so
     that it is one dependency that reads the header itself: FastAPI solves each dependency
@@ -167,7 +169,9 @@ class ShopOfKey(SecurityBase):
         key_sha256 = hash_api_key(credentials.credentials)
         shop = cached_shop(key_sha256)
         if shop is None:
-            shop = await asyncio.to_thread(read_shop, engine_of(request), key_sha256)
+            shop = await run_read(
+                engine_of(request), functools.partial(read_shop, key_sha256=key_sha256)
+            )
             if shop is None:
                 raise _unauthorized("invalid or revoked API key")
             remember_shop(key_sha256, shop)

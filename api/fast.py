@@ -26,7 +26,6 @@ with the route's status code: the bytes FastAPI would send (tests compare both p
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -43,7 +42,7 @@ from sqlmodel import SQLModel
 from starlette.types import Receive, Scope, Send
 
 from api import trip_read
-from api.db import is_sqlite
+from api.db import run_read
 from api.deps import engine_of, get_current_shop_read, group_commit_of, now_of
 from api.errors import not_found, replaying
 from api.models import Order, OrderPublic, Shop
@@ -133,14 +132,6 @@ def reply(route: APIRoute, value: Any) -> Response:
         exclude_none=route.response_model_exclude_none,
     )
     return Response(content, route.status_code or 200, media_type="application/json")
-
-
-async def run_read(engine: Engine, read: Callable[[Engine], Any]) -> Any:
-    """``read(engine)``: on the event loop on SQLite (a read by key there is a few tens of
-    microseconds, less than a thread hop), in a thread on a networked database."""
-    if is_sqlite(engine):
-        return read(engine)
-    return await asyncio.to_thread(read, engine)
 
 
 # --- the handlers -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ arriving together cannot miss each other.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import hashlib
 import json
 import uuid
@@ -50,7 +50,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, SQLModel, col, select
 
 from api.core_writes import insert_inbound_event, insert_new_order
-from api.db import writer
+from api.db import run_read, writer
 from api.errors import AppError, describe_validation_errors
 from api.intake import check_in_circle, ready_time
 from api.key_cache import cached_webhook_auth, read_webhook_auth, remember_webhook_auth
@@ -125,7 +125,7 @@ async def authentic_shop(
     401 alike for a malformed or unknown shop id, a shop without secrets and a wrong signature.
 
     The shop and its secrets come from ``api.key_cache`` (read on a miss in a short read
-    transaction of its own, off the event loop), so that most events read nothing here."""
+    transaction of its own, ``api.db.run_read``), so that most events read nothing here."""
     auth = None
     if isinstance(shop_id, str):
         try:
@@ -135,7 +135,9 @@ async def authentic_shop(
         else:
             auth = cached_webhook_auth(shop_uuid)
             if auth is None:
-                auth = await asyncio.to_thread(read_webhook_auth, engine, shop_uuid)
+                auth = await run_read(
+                    engine, functools.partial(read_webhook_auth, shop_id=shop_uuid)
+                )
                 if auth is not None:
                     remember_webhook_auth(auth)
     candidates = auth.valid_secrets(now) if auth is not None else []
