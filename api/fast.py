@@ -37,15 +37,15 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from sqlalchemy import Engine, bindparam, select
-from sqlmodel import SQLModel
+from sqlalchemy import Engine
 from starlette.types import Receive, Scope, Send
 
 from api import trip_read
 from api.db import run_read
 from api.deps import engine_of, get_current_shop_read, group_commit_of, now_of
 from api.errors import not_found, replaying
-from api.models import Order, OrderPublic, Shop
+from api.intake import ORDER_BY_ID
+from api.models import OrderPublic, Shop
 
 logger = logging.getLogger("api.fast")
 
@@ -53,8 +53,6 @@ UUID_PATTERN = r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 # ``SOURCE_PATTERN``'s sources except ``shopify``, which has a route of its own.
 SOURCE_PATH_PATTERN = r"((?!shopify$)[a-z0-9][a-z0-9_.-]{0,31})"
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")  # ``IdempotencyKeyHeader``'s constraints
-ORDERS = SQLModel.metadata.tables[str(Order.__tablename__)]
-ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("order_id"))
 
 
 class Fallback(Exception):

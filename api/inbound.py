@@ -52,7 +52,7 @@ from sqlmodel import Session, SQLModel, col, select
 from api.core_writes import insert_inbound_event, insert_new_order
 from api.db import run_read, writer
 from api.errors import AppError, describe_validation_errors
-from api.intake import check_in_circle, ready_time
+from api.intake import check_in_circle, order_key_is, ready_time
 from api.key_cache import cached_webhook_auth, read_webhook_auth, remember_webhook_auth
 from api.models import (
     CANCELLABLE,
@@ -93,23 +93,10 @@ SEEN_EVENT = core_select(
     INBOUND_EVENTS.c.source == bindparam("source"),
     INBOUND_EVENTS.c.event_id == bindparam("event_id"),
 )
-ORDER_ID_OF_KEY = (
-    core_select(ORDERS.c.id)
-    .where(
-        ORDERS.c.shop_id == bindparam("shop_id"),
-        ORDERS.c.source == bindparam("source"),
-        ORDERS.c.external_id == bindparam("external_id"),
-    )
-    .with_for_update()
-)
+ORDER_ID_OF_KEY = core_select(ORDERS.c.id).where(order_key_is(ORDERS)).with_for_update()
 ANY_DEFERRED_OF_KEY = (
     core_select(INBOUND_EVENTS.c.id)
-    .where(
-        INBOUND_EVENTS.c.shop_id == bindparam("shop_id"),
-        INBOUND_EVENTS.c.source == bindparam("source"),
-        INBOUND_EVENTS.c.external_id == bindparam("external_id"),
-        INBOUND_EVENTS.c.status == InboundStatus.deferred.value,
-    )
+    .where(order_key_is(INBOUND_EVENTS), INBOUND_EVENTS.c.status == InboundStatus.deferred.value)
     .limit(1)
 )
 

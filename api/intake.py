@@ -77,12 +77,21 @@ INBOUND_EVENTS = SQLModel.metadata.tables[str(InboundEvent.__tablename__)]
 
 # The statements of the intake, built once (building a Core statement costs more than running
 # it).
+
+
+def order_key_is(table: Any, suffix: str = "") -> Any:
+    """``table``'s ``(shop_id, source, external_id)`` (an order's key, in ``orders`` and in
+    ``inbound_events``) equal to the parameters ``shop_id<suffix>``, ``source<suffix>`` and
+    ``external_id<suffix>``."""
+    return and_(
+        table.c.shop_id == bindparam(f"shop_id{suffix}"),
+        table.c.source == bindparam(f"source{suffix}"),
+        table.c.external_id == bindparam(f"external_id{suffix}"),
+    )
+
+
 ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("order_id"))
-ORDER_OF_KEY = select(ORDERS).where(
-    ORDERS.c.shop_id == bindparam("shop_id"),
-    ORDERS.c.source == bindparam("source"),
-    ORDERS.c.external_id == bindparam("external_id"),
-)
+ORDER_OF_KEY = select(ORDERS).where(order_key_is(ORDERS))
 RECORD_OF_KEY = select(
     IDEMPOTENCY_RECORDS.c.request_sha256,
     IDEMPOTENCY_RECORDS.c.response_status,
@@ -130,18 +139,9 @@ def records_of_keys(n_keys: int) -> Select[Any]:
 
 
 def _key_match(table: Any, n_keys: int) -> Any:
-    """An OR of one ``(shop_id, source, external_id)`` index equality per key of ``table``,
-    bound as ``shop_id_<i>``, ``source_<i>`` and ``external_id_<i>`` (``key_params``)."""
-    return or_(
-        *(
-            and_(
-                table.c.shop_id == bindparam(f"shop_id_{i}"),
-                table.c.source == bindparam(f"source_{i}"),
-                table.c.external_id == bindparam(f"external_id_{i}"),
-            )
-            for i in range(n_keys)
-        )
-    )
+    """An OR of one ``order_key_is`` index equality per key of ``table``, bound as
+    ``shop_id_<i>``, ``source_<i>`` and ``external_id_<i>`` (``key_params``)."""
+    return or_(*(order_key_is(table, f"_{i}") for i in range(n_keys)))
 
 
 @functools.lru_cache(maxsize=128)
