@@ -21,6 +21,14 @@ from tests.api.factories import FakeClock, ShopHandle
 from tests.api.test_dispatch import dispatch_until_assigned, on_duty_rider, post_order
 
 
+def shop_row_of(engine: Engine, shop: ShopHandle) -> Shop:
+    """``shop``'s row, detached, as the routes hand it to their pieces of work."""
+    with Session(engine, expire_on_commit=False) as session:
+        row = session.get(Shop, uuid.UUID(shop.id))
+        assert row is not None
+        return row
+
+
 def test_a_delivery_in_a_batch_is_seen_by_the_pieces_after_it(
     client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
 ) -> None:
@@ -30,9 +38,7 @@ def test_a_delivery_in_a_batch_is_seen_by_the_pieces_after_it(
     order = post_order(client, shop)
     trip_id = uuid.UUID(dispatch_until_assigned(client, shop, engine, clock, order)["trip_id"])
     order_id = uuid.UUID(order["id"])
-    with Session(engine, expire_on_commit=False) as session:
-        shop_row = session.get(Shop, uuid.UUID(shop.id))
-        assert shop_row is not None
+    shop_row = shop_row_of(engine, shop)
     now = clock()
 
     held: list[object] = []  # rows kept alive in the session's (weak) identity map
@@ -75,9 +81,7 @@ def test_a_location_in_a_batch_is_seen_by_the_pieces_after_it(
     """A rider's ORM row loaded and held, the Core location write, then a read of the row in
     the same batch: the read sees the new position; an older report changes nothing."""
     rider_id = uuid.UUID(on_duty_rider(client, shop)["id"])
-    with Session(engine, expire_on_commit=False) as session:
-        shop_row = session.get(Shop, uuid.UUID(shop.id))
-        assert shop_row is not None
+    shop_row = shop_row_of(engine, shop)
     now = clock()
     held: list[object] = []
 
@@ -113,9 +117,7 @@ def test_a_duty_change_in_a_batch_is_seen_by_the_pieces_after_it(
     opened) and on again by Core in one batch: the reads after each see the change, and the
     rider ends with one open span."""
     rider_id = uuid.UUID(on_duty_rider(client, shop)["id"])
-    with Session(engine, expire_on_commit=False) as session:
-        shop_row = session.get(Shop, uuid.UUID(shop.id))
-        assert shop_row is not None
+    shop_row = shop_row_of(engine, shop)
     now = clock()
     held: list[object] = []
 
