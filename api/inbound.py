@@ -37,7 +37,6 @@ arriving together cannot miss each other.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -45,14 +44,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Engine, bindparam, delete, text
+from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy import select as core_select
 from sqlmodel import Session, SQLModel, col, select
 
 from api.core_writes import insert_inbound_event, insert_new_order
 from api.db import run_read, writer
 from api.errors import AppError, describe_validation_errors
-from api.intake import check_in_circle, order_key_is, ready_time
+from api.intake import check_in_circle, lock_order_keys, order_key_is, ready_time
 from api.key_cache import cached_webhook_auth, read_webhook_auth, remember_webhook_auth
 from api.models import (
     CANCELLABLE,
@@ -75,8 +74,6 @@ from api.trips import add_event, finish_trip_if_done, leave_trip
 EVENT_ADAPTER: TypeAdapter[InboundOrderEvent | InboundCancelEvent] = TypeAdapter(InboundEventIn)
 INVALID_SIGNATURE = "invalid_signature"
 BAD_SIGNATURE_MESSAGE = "the signature does not match a valid webhook secret of the named shop"
-# Key space of the advisory locks taken per order key (PostgreSQL).
-LOCK_NAMESPACE = b"quarterhour.inbound"
 
 # The reads of every event, built once (Core: building one costs about as much as running it).
 _TABLES = SQLModel.metadata.tables
@@ -150,17 +147,6 @@ def validate_event(payload: Any) -> InboundOrderEvent | InboundCancelEvent:
     except ValidationError as error:
         code, message = describe_validation_errors(error.errors())
         raise AppError(422, code, message) from None
-
-
-def lock_order_key(session: Session, shop_id: uuid.UUID, source: str, external_id: str) -> None:
-    """Serialise the events of one order until the transaction ends (PostgreSQL)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    digest = hashlib.sha256(
-        b"\0".join([LOCK_NAMESPACE, shop_id.bytes, source.encode(), external_id.encode()])
-    ).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def _find_order(session: Session, shop: Shop, source: str, external_id: str) -> uuid.UUID | None:
@@ -313,7 +299,7 @@ def process_event(
 ) -> InboundEventAck:
     """Deduplicate, store and apply one authentic event (flushed, not committed)."""
     external_id = event.data.external_id
-    lock_order_key(session, shop.id, source, external_id)
+    lock_order_keys(session, [(shop.id, source, external_id)])
     seen = (
         session.connection()
         .execute(SEEN_EVENT, {"shop_id": shop.id, "source": source, "event_id": event.id})

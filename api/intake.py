@@ -27,7 +27,7 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +41,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     union_all,
 )
 from sqlmodel import Session, SQLModel
@@ -88,6 +89,39 @@ def order_key_is(table: Any, suffix: str = "") -> Any:
         table.c.source == bindparam(f"source{suffix}"),
         table.c.external_id == bindparam(f"external_id{suffix}"),
     )
+
+
+# Key space of the advisory locks taken per order key on PostgreSQL (``lock_order_keys``): the
+# webhook events of an order (``api.inbound``) and its intake lock the same keys.
+LOCK_NAMESPACE = b"quarterhour.inbound"
+# The locks of any number of keys in one statement, in ascending order of key (the sort runs
+# before the locking: PostgreSQL evaluates a volatile output after the ORDER BY below it).
+LOCK_ORDER_KEYS = text(
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
+)
+
+
+def order_lock_key(order_key: tuple[uuid.UUID, str, str]) -> int:
+    """The advisory lock (a signed 64-bit integer) of an order key ``(shop_id, source,
+    external_id)``."""
+    shop_id, source, external_id = order_key
+    digest = hashlib.sha256(
+        b"\0".join([LOCK_NAMESPACE, shop_id.bytes, source.encode(), external_id.encode()])
+    ).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_order_keys(session: Session, order_keys: Iterable[tuple[uuid.UUID, str, str]]) -> None:
+    """Hold the lock of each of ``order_keys`` until the transaction ends (PostgreSQL; SQLite's
+    ``BEGIN IMMEDIATE`` serialises writers already), so that whatever reads and then writes an
+    order key (a webhook event, an intake) waits for the other transactions doing so to end.
+    One statement for all the keys, locked in ascending order: two transactions locking
+    several keys each this way cannot deadlock over them. A lock taken in a savepoint is let go
+    if the savepoint is rolled back."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({order_lock_key(order_key) for order_key in order_keys})
+    session.connection().execute(LOCK_ORDER_KEYS, {"keys": keys})
 
 
 ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("order_id"))
