@@ -30,8 +30,10 @@ durable before it is acknowledged and never half applied:
   not pass validation then is ``rejected`` (with its reason in ``note``).
 
 Concurrency: every event first takes a lock on its order's key (``pg_advisory_xact_lock`` on
-PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers), so that a cancel and its create
-arriving together cannot miss each other.
+PostgreSQL, ``api.intake.lock_order_keys``; SQLite's ``BEGIN IMMEDIATE`` serialises writers),
+so that a cancel and its create arriving together cannot miss each other. ``POST /v1/orders``
+(``api.intake``) takes the same lock for every order of its batch, so a cancel and the shop's
+own POST of the order cannot either.
 """
 
 from __future__ import annotations

@@ -19,6 +19,15 @@ update of it came first by webhook and waits for it, ``api.inbound``) is left to
 batch's inserts (so it sees them). There the waiting events are applied as a webhook
 ``order.created`` would, and the answer is the order after them (a cancel that came first:
 the order is created cancelled).
+
+Concurrency (PostgreSQL): a batch first locks the order keys of all its requests (one
+statement, ``lock_order_keys``, the lock a webhook event of the order takes, ``api.inbound``),
+and ``take_order`` locks its own again (held already, but let go if a savepoint that took it
+was rolled back; a batch written one by one locks its keys in its own order). So a platform's
+cancel of an order and the shop's POST of it, committed at the same moment by two processes,
+cannot both read before the other's write: one waits for the other's commit, and the cancel
+is applied once. SQLite's ``BEGIN IMMEDIATE`` serialises writers already: nothing is locked
+there.
 """
 
 from __future__ import annotations
@@ -447,7 +456,11 @@ def _event_values(values: dict[str, Any]) -> dict[str, Any]:
 def take_order(session: Session, request: IntakeRequest) -> IntakeAnswer:
     """One intake, written but not committed: the replay of its key, the known order of its
     ``(source, external_id)`` (200), or the new order with its event, its ``order.accepted``
-    outbox rows and its idempotency record (201)."""
+    outbox rows and its idempotency record (201). Its order key is locked first (PostgreSQL):
+    it is held already after its batch's ``take_orders``, but not once a savepoint that took it
+    was rolled back (``take_orders``'s, before the batch's items are written one by one, or
+    this intake's own, before it is run again)."""
+    lock_order_keys(session, [request.order_key])
     connection = session.connection()
     if request.idempotency_key is not None:
         record = connection.execute(
@@ -499,7 +512,10 @@ def _accepted_subscribers(session: Session, shop_ids: set[uuid.UUID]) -> set[uui
 def take_orders(session: Session, requests: Sequence[IntakeRequest]) -> list[Outcome | None]:
     """The intakes of one batch, written but not committed: each one's outcome, or ``None``
     for the ones left to ``take_order`` (see the module docstring). Writes nothing for a
-    request whose outcome is an error."""
+    request whose outcome is an error. The order keys of the whole batch are locked first
+    (PostgreSQL), in one statement, so that a webhook event of one of them (``api.inbound``)
+    and its intake never read before the other has committed."""
+    lock_order_keys(session, [request.order_key for request in requests])
     connection = session.connection()
     shop_keys = [
         (request.shop_id, request.idempotency_key)

@@ -1,22 +1,29 @@
 """Tests of api/intake.py and the batch kinds of api/group_commit.py: a batch of intakes written
-together answers each request as if it had been written alone."""
+together answers each request as if it had been written alone, and on PostgreSQL it locks its
+order keys as a webhook event does (``api.inbound``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+import sqlalchemy
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session, create_engine
 
 from api.db import create_db_engine
 from api.errors import AppError
 from api.group_commit import Batched, BatchKind, Outcome, write_batch
+from api.inbound import process_event, validate_event
 from api.intake import (
     ORDER_INTAKE,
     IntakeRequest,
@@ -24,21 +31,37 @@ from api.intake import (
     key_params,
     new_order_body,
     new_order_values,
+    order_lock_key,
     orders_of_keys,
     prepare_intake,
     public_body,
     records_of_keys,
+    take_order,
+    take_orders,
 )
 from api.migrations import upgrade
-from api.models import OrderCreate, Shop
+from api.models import InboundEventAck, OrderCreate, Shop
+from tests.api.conftest import BACKENDS
 from tests.api.factories import (
     OUTSIDE_LAT,
     OUTSIDE_LON,
     START,
     ShopHandle,
+    add_webhook_secret,
     count_rows,
+    inbound_event,
     order_body,
+    post_signed,
 )
+
+# The tests of two transactions racing: only PostgreSQL runs them side by side (SQLite's
+# ``BEGIN IMMEDIATE`` makes the second wait for the first to end).
+POSTGRESQL_ONLY = pytest.mark.parametrize("database_url", BACKENDS[1:], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("database_url", BACKENDS[:1], indirect=True)
+# The platform of the racing orders (the source of their webhooks and of their intake).
+PLATFORM = "meituan"
+# Bound on the wait for the other thread of a race (never reached when the test passes).
+RACE_DEADLINE_S = 60.0
 
 
 def _load_shop(engine: Engine, shop: ShopHandle) -> Shop:
@@ -245,3 +268,181 @@ def test_the_fingerprint_fields_are_pydantics_dump() -> None:
         expected = order_in.model_dump(mode="json", exclude={"pin"})
         assert fingerprint_fields(order_in) == expected
         assert json.dumps(fingerprint_fields(order_in)) == json.dumps(expected)
+
+
+@contextlib.contextmanager
+def _recorded_statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """The statements ``engine`` runs within the block, with their parameters."""
+    statements: list[tuple[str, Any]] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        statements.append((statement, parameters))
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", before)
+
+
+def _cancel_work(shop: Shop) -> Callable[[Session], InboundEventAck]:
+    """The group writer's work of a platform's ``order.cancelled`` of ``order_body``'s order,
+    as ``POST /v1/webhooks/meituan`` queues it."""
+    event = validate_event(inbound_event(str(shop.id), "order.cancelled", "evt_c", reason="gone"))
+
+    def work(session: Session) -> InboundEventAck:
+        return process_event(session, shop, PLATFORM, event, START)
+
+    return work
+
+
+def _lock_is_awaited(engine: Engine, order_key: tuple[uuid.UUID, str, str]) -> bool:
+    """Whether a transaction waits for the advisory lock of ``order_key`` (PostgreSQL shows a
+    bigint key as two 32-bit halves)."""
+    key = order_lock_key(order_key) & 0xFFFF_FFFF_FFFF_FFFF
+    with engine.connect() as connection:
+        waiting = connection.execute(
+            text(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND classid::bigint = :high AND objid::bigint = :low AND objsubid = 1"
+            ),
+            {"high": key >> 32, "low": key & 0xFFFF_FFFF},
+        ).scalar_one()
+    return bool(waiting)
+
+
+def _race(
+    engine: Engine, order_key: tuple[uuid.UUID, str, str], racer: Callable[[], None]
+) -> tuple[threading.Thread, bool]:
+    """Start ``racer`` in a thread and come back once it waits for the lock of ``order_key``
+    (true) or has run through without waiting (false)."""
+    thread = threading.Thread(target=racer, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + RACE_DEADLINE_S
+    while thread.is_alive() and time.monotonic() < deadline:
+        if _lock_is_awaited(engine, order_key):
+            return thread, True
+        time.sleep(0.005)
+    assert not thread.is_alive(), "the racer neither waited for the lock nor ended"
+    return thread, False
+
+
+def _assert_cancelled_once(engine: Engine) -> None:
+    """One order, cancelled, with one ``cancelled`` event; one inbound event, applied."""
+    assert count_rows(engine, "orders") == 1
+    assert count_rows(engine, "orders", "status = 'cancelled'") == 1
+    assert count_rows(engine, "order_events", "kind = 'placed'") == 1
+    assert count_rows(engine, "order_events", "kind = 'cancelled'") == 1
+    assert count_rows(engine, "inbound_events") == 1
+    assert count_rows(engine, "inbound_events", "status = 'applied'") == 1
+
+
+@POSTGRESQL_ONLY
+@pytest.mark.parametrize("path", ["batch", "one"])
+def test_an_intake_waits_for_a_cancel_of_its_order_in_flight(
+    shop: ShopHandle, engine: Engine, path: str
+) -> None:
+    """A platform's cancel of an order not known yet, not committed, and the shop's POST of
+    that order in another transaction (through the batch, ``take_orders``, or alone,
+    ``take_order``): the intake waits for the cancel's end, then finds the cancel waiting for
+    it; the order is created cancelled, the cancel applied once."""
+    row = _load_shop(engine, shop)
+    intake = _intake(row, "till-1", source=PLATFORM)
+    work: Callable[[Session], Any] = intake
+    if path == "one":
+
+        def work(session: Session) -> Any:
+            return take_order(session, intake.item)
+
+    outcomes: list[Outcome] = []
+    with Session(engine) as cancelling:
+        ack = _cancel_work(row)(cancelling)
+        assert ack.status == "deferred"
+        racer, waited = _race(
+            engine, intake.item.order_key, lambda: outcomes.extend(write_batch(engine, [work]))
+        )
+        cancelling.commit()
+    racer.join(RACE_DEADLINE_S)
+    assert [outcome.error for outcome in outcomes] == [None]
+    status_code, body_json, _replayed, _pin = outcomes[0].value
+    assert status_code == 201 and json.loads(body_json)["status"] == "cancelled"
+    _assert_cancelled_once(engine)
+    assert waited
+
+
+@POSTGRESQL_ONLY
+@pytest.mark.parametrize("path", ["batch", "one"])
+def test_a_cancel_waits_for_an_intake_of_its_order_in_flight(
+    shop: ShopHandle, engine: Engine, path: str
+) -> None:
+    """The shop's POST of an order, written but not committed (through the batch,
+    ``take_orders``, or alone, ``take_order``), and a platform's cancel of that order in
+    another transaction: the cancel waits for the intake's end, then finds the order and
+    cancels it (it is not left deferred)."""
+    row = _load_shop(engine, shop)
+    request = _intake(row, "till-1", source=PLATFORM).item
+    outcomes: list[Outcome] = []
+    with Session(engine) as taking:
+        if path == "batch":
+            [outcome] = take_orders(taking, [request])
+            assert outcome is not None and outcome.error is None
+            status_code = outcome.value[0]
+        else:
+            status_code = take_order(taking, request)[0]
+        assert status_code == 201
+        work = _cancel_work(row)
+        racer, waited = _race(
+            engine, request.order_key, lambda: outcomes.extend(write_batch(engine, [work]))
+        )
+        taking.commit()
+    racer.join(RACE_DEADLINE_S)
+    assert [outcome.error for outcome in outcomes] == [None]
+    assert outcomes[0].value.status == "applied"
+    _assert_cancelled_once(engine)
+    assert waited
+
+
+@POSTGRESQL_ONLY
+def test_a_batch_locks_its_order_keys_in_one_statement_before_reading(
+    shop: ShopHandle, engine: Engine
+) -> None:
+    """A batch of intakes takes the advisory locks of its distinct order keys, in ascending
+    order, in one statement and before any read."""
+    row = _load_shop(engine, shop)
+    intakes = [_intake(row, f"k-{n}", external_id=f"L-{n % 3}") for n in range(4)]
+    with _recorded_statements(engine) as statements:
+        outcomes = write_batch(engine, list(intakes))
+    assert all(outcome.error is None for outcome in outcomes)
+    locks = [(sql, params) for sql, params in statements if "pg_advisory" in sql]
+    assert locks[0] == statements[0]
+    expected = sorted({order_lock_key(intake.item.order_key) for intake in intakes})
+    assert len(expected) == 3 and locks[0][1] == {"keys": expected}
+    # the repeated key, left to ``take_order``, locks its (held) key again: one more
+    assert len(locks) == 2
+
+
+@SQLITE_ONLY
+def test_sqlite_takes_no_advisory_locks(
+    client: TestClient, shop: ShopHandle, engine: Engine
+) -> None:
+    """On SQLite (writers serialised by ``BEGIN IMMEDIATE``) neither a webhook event nor an
+    intake, in a batch or alone, runs advisory-lock SQL; a cancel before its order still
+    makes the order cancelled."""
+    secret = add_webhook_secret(client, shop)
+    with _recorded_statements(engine) as statements:
+        cancel = inbound_event(shop.id, "order.cancelled", "evt_c", reason="gone")
+        assert post_signed(client, cancel, secret, source=PLATFORM).json()["status"] == "deferred"
+        response = client.post("/v1/orders", json=order_body(source=PLATFORM), headers=shop.headers)
+        assert response.status_code == 201 and response.json()["status"] == "cancelled"
+        row = _load_shop(engine, shop)
+        alone = _intake(row, None, external_id="S-3").item
+        outcomes = write_batch(
+            engine,
+            [
+                _intake(row, None, external_id="S-1"),
+                _intake(row, None, external_id="S-2"),
+                lambda session: take_order(session, alone),
+            ],
+        )
+        assert [outcome.value[0] for outcome in outcomes] == [201, 201, 201]
+    assert statements and not [sql for sql, _ in statements if "advisory" in sql.lower()]
