@@ -162,7 +162,7 @@ def _price_pairs(
     now_s: int,
     pickup_s: int,
     riders_per_bundle: int,
-    rider_weight: int,
+    rider_weights: IntArray,
     rider_quota_left: IntArray,
     extra_order_cost: int,
 ) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
@@ -192,7 +192,7 @@ def _price_pairs(
                 offsets_s,
                 order_placed_s,
                 order_promised_s,
-                rider_weight,
+                rider_weights[r],
             )
             cost += extra_order_cost * max(0, n_stops[b] - max(0, rider_quota_left[r]))
             # keep the cheapest riders of this bundle
@@ -209,6 +209,12 @@ def _price_pairs(
                 depart_s,
             )
     return out_rider, out_cost, out_leave, out_arrive, out_depart
+
+
+def rider_weights_of(rider_weight: int | IntArray, n_riders: int) -> IntArray:
+    """One price of a second of rider time per rider, from one for all or one each."""
+    weights = np.broadcast_to(np.asarray(rider_weight, dtype=np.int64), (n_riders,))
+    return np.ascontiguousarray(weights)
 
 
 def bundle_deferral_costs(bundles: Bundles, deferral_costs: IntArray) -> IntArray:
@@ -234,13 +240,14 @@ def price_pairs(
     now_s: int,
     pickup_s: int,
     riders_per_bundle: int,
-    rider_weight: int = RIDER_WEIGHT,
+    rider_weight: int | IntArray = RIDER_WEIGHT,
     rider_quota_left: IntArray | None = None,
     extra_order_cost: int = 0,
 ) -> Pairs:
     """Feasible (bundle, rider) pairs worth more than deferring their orders, with times.
 
-    ``rider_weight`` prices one second of the rider's time (travel, waiting, stops);
+    ``rider_weight`` prices one second of the rider's time (travel, waiting, stops), one
+    price for all riders or one each;
     ``extra_order_cost`` each order carried beyond the rider's ``rider_quota_left`` (its pay
     per order above an hourly guarantee, when riders are paid so).
     """
@@ -266,7 +273,7 @@ def price_pairs(
         now_s,
         pickup_s,
         riders_per_bundle,
-        rider_weight,
+        rider_weights_of(rider_weight, rider_modes.shape[0]),
         np.ascontiguousarray(rider_quota_left, dtype=np.int64),
         int(extra_order_cost),
     )
@@ -306,7 +313,7 @@ def _price_chains(
     order_placed_s: IntArray,
     order_promised_s: IntArray,
     pickup_s: int,
-    rider_weight: int,
+    rider_weights: IntArray,
     rider_quota_left: IntArray,
     extra_order_cost: int,
     per_first: int,
@@ -350,7 +357,7 @@ def _price_chains(
                 offsets_s,
                 order_placed_s,
                 order_promised_s,
-                rider_weight,
+                rider_weights[r],
             )
             cost += extra_order_cost * max(0, n_stops[b] - quota_left) - bundle_deferral[b]
             if cost < 0:
@@ -385,7 +392,7 @@ def price_chains(
     order_promised_s: IntArray,
     deferral_costs: IntArray,
     pickup_s: int,
-    rider_weight: int = RIDER_WEIGHT,
+    rider_weight: int | IntArray = RIDER_WEIGHT,
     rider_quota_left: IntArray | None = None,
     extra_order_cost: int = 0,
 ) -> Chains:
@@ -424,7 +431,7 @@ def price_chains(
         order_placed_s,
         order_promised_s,
         pickup_s,
-        rider_weight,
+        rider_weights_of(rider_weight, rider_modes.shape[0]),
         np.ascontiguousarray(rider_quota_left, dtype=np.int64),
         int(extra_order_cost),
         seconds_per_first,

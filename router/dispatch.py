@@ -81,6 +81,7 @@ class QuarterhourPolicy:
         )
         rider_weight = _rider_time_price(snapshot, geometry, self.rider_own_weight)
         deferral_costs = _deferral_costs(snapshot, geometry, self.batch_guess, rider_weight)
+        rider_weights = _rider_time_prices(snapshot, self.rider_own_weight, rider_weight)
         pairs = price_pairs(
             bundles,
             rider_modes=snapshot.rider_modes,
@@ -96,7 +97,7 @@ class QuarterhourPolicy:
             now_s=snapshot.now_s,
             pickup_s=snapshot.pickup_s,
             riders_per_bundle=self.riders_per_bundle,
-            rider_weight=rider_weight,
+            rider_weight=rider_weights,
             rider_quota_left=snapshot.rider_quota_left,
             extra_order_cost=snapshot.extra_order_cost,
         )
@@ -124,7 +125,7 @@ class QuarterhourPolicy:
             order_promised_s=snapshot.order_promised_s,
             deferral_costs=deferral_costs,
             pickup_s=snapshot.pickup_s,
-            rider_weight=rider_weight,
+            rider_weight=rider_weights,
             rider_quota_left=snapshot.rider_quota_left,
             extra_order_cost=snapshot.extra_order_cost,
         )
@@ -341,6 +342,18 @@ def _rider_time_price(snapshot: Snapshot, geometry: _Geometry, own_weight: int) 
     n_riders = max(1, int(geometry.rider_active.sum()))
     queued_per_rider = max(0, snapshot.n_orders - n_riders) / n_riders
     return own_weight + round(CLICK_TO_DOOR_WEIGHT * queued_per_rider)
+
+
+def _rider_time_prices(snapshot: Snapshot, own_weight: int, queue_price: int) -> IntArray:
+    """Each rider's price of a second: the queue's share scaled by the rider's speed.
+
+    A second of a slow rider's (a walker's) time moves fewer orders through the queue than
+    an e-bike's, so it holds the queue up less: priced like the fastest rider's, a walker
+    would sit idle at the peaks while orders wait.
+    """
+    speeds_mps = snapshot.speeds_mps[snapshot.rider_modes]
+    share = speeds_mps / max(float(speeds_mps.max()), 1e-9)
+    return (own_weight + np.rint((queue_price - own_weight) * share)).astype(np.int64)
 
 
 def _held_reason(

@@ -392,6 +392,50 @@ def test_rider_time_costs_its_own_weight_plus_the_queue_it_holds_up() -> None:
     assert _rider_time_price(five, _Geometry(five), 1) == 1 + 4 * CLICK_TO_DOOR_WEIGHT
 
 
+def test_a_walkers_second_costs_the_queue_less_than_an_ebikes() -> None:
+    """Each rider's price of a second: its own weight, plus the queue's share scaled by its
+    speed over the fastest rider's (a walker moves fewer orders a second through the queue)."""
+    from router.dispatch import _rider_time_prices
+
+    shop = SHOPS[0]
+    riders = [
+        {"mode": mode, "capacity": 4, "lat": shop[0], "lon": shop[1], "free_s": 0}
+        | {"shifts": [(0, 86_400)], "serves": {0}}
+        for mode in (2, 0, 1)  # e-bike 5.0, walker 1.3, bike 4.0 m/s
+    ]
+    snapshot = _make_snapshot(now_s=NOW_S, shops=[shop], orders=[], riders=riders)
+    prices = _rider_time_prices(snapshot, own_weight=3, queue_price=1003)
+    assert prices.tolist() == [1003, 3 + 260, 3 + 800]
+    # no queue: every rider costs its own weight alone
+    assert _rider_time_prices(snapshot, own_weight=3, queue_price=3).tolist() == [3, 3, 3]
+
+
+def test_a_walker_takes_orders_the_ebikes_price_would_keep_from_it() -> None:
+    """Four orders 200 m away, an e-bike back in 2 minutes and a walker at the shop. Priced
+    like the e-bike's (the queue's full price), the walker's slow seconds lose to waiting for
+    the e-bike and it stands idle; priced by its speed, it sets off with some of the orders."""
+    from router.dispatch import _Geometry, _rider_time_price, _rider_time_prices
+
+    shop = SHOPS[0]
+    north = 200 / 111_195
+    orders = [
+        {"shop": 0, "lat": shop[0] + north + 0.0003 * i, "lon": shop[1], "size": 1}
+        | {"placed_s": NOW_S - 60, "ready_s": NOW_S, "promised_s": NOW_S + 1740}
+        for i in range(4)
+    ]
+    riders = [
+        {"mode": mode, "capacity": 4, "lat": shop[0], "lon": shop[1], "free_s": free_s}
+        | {"shifts": [(0, 86_400)], "serves": {0}}
+        for mode, free_s in ((2, NOW_S + 120), (0, 0))
+    ]
+    snapshot = _make_snapshot(now_s=NOW_S, shops=[shop], orders=orders, riders=riders)
+    queue_price = _rider_time_price(snapshot, _Geometry(snapshot), 1)
+    assert _rider_time_prices(snapshot, 1, queue_price)[1] < queue_price
+    decision = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    walking = [trip.orders.tolist() for trip in decision.trips if trip.rider == 1]
+    assert walking and all(trip.committed for trip in decision.trips if trip.rider == 1)
+
+
 def test_a_lone_rider_runs_the_ready_order_while_the_batch_cooks() -> None:
     """One e-bike: A ready now 500 m north, B and C ready in 12 minutes 600 m east. The rider
     takes A at once (committed) and plans B and C as its next trip, tentative, leaving from
