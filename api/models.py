@@ -250,13 +250,41 @@ class Rider(RiderBase, table=True):
 
 
 class RiderShop(SQLModel, table=True):
-    """A shop a rider serves: its dispatch may give the rider trips, its keys see the rider."""
+    """A shop a rider serves now: its dispatch may give the rider trips, its keys see the rider
+    (``created_at``: when it was linked last). Its history is in ``rider_shop_spans``."""
 
     __tablename__ = "rider_shops"
 
     rider_id: uuid.UUID = Field(foreign_key="riders.id", primary_key=True)
     shop_id: uuid.UUID = Field(foreign_key="shops.id", primary_key=True, index=True)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime())
+
+
+class RiderShopSpan(SQLModel, table=True):
+    """A time a rider served a shop: from its link (``linked_at``; null, since ever, for the
+    home shop and for the links older than this table) to its unlink (``unlinked_at``, null
+    while linked). A rider linked to a shop (a row of ``rider_shops``) has exactly one open
+    span for it, one unlinked none (``api.routes.riders`` keeps them so; the partial unique
+    index makes a second open span an error)."""
+
+    __tablename__ = "rider_shop_spans"
+    __table_args__ = (
+        Index("ix_rider_shop_spans_shop_rider", "shop_id", "rider_id"),
+        Index(
+            "uq_rider_shop_spans_open",
+            "rider_id",
+            "shop_id",
+            unique=True,
+            sqlite_where=text("unlinked_at IS NULL"),
+            postgresql_where=text("unlinked_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    rider_id: uuid.UUID = Field(foreign_key="riders.id")
+    shop_id: uuid.UUID = Field(foreign_key="shops.id")
+    linked_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    unlinked_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class RiderShopLink(InputModel):

@@ -4,7 +4,9 @@ A rider is registered by its home shop (``riders.shop_id``) and serves the shops
 ``rider_shops``: its home shop, and any other the admin links (``POST /v1/riders/{id}/shops``)
 until the admin unlinks it (``DELETE /v1/riders/{id}/shops/{shop_id}``), so that the shops of a
 circle can share a pool. A shop's key sees and manages the riders serving that shop, and no
-other; a rider's trip is shown only to the shop of that trip.
+other; a rider's trip is shown only to the shop of that trip. Each link and unlink also opens
+and closes the rider's span for the shop (``rider_shop_spans``, in the same transaction): the
+history of who served which shop when.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from api.models import (
     RiderShift,
     RiderShop,
     RiderShopLink,
+    RiderShopSpan,
     RiderShopsPublic,
     RidersPublic,
     RiderUpdate,
@@ -90,6 +93,8 @@ def create_rider(
     session.add(rider)
     session.flush()
     session.add(RiderShop(rider_id=rider.id, shop_id=shop.id, created_at=now))
+    # The home shop is served since ever: shifts declared before the registration count there.
+    session.add(RiderShopSpan(rider_id=rider.id, shop_id=shop.id, linked_at=None))
     for start_at, end_at in rider_in.shifts:
         session.add(RiderShift(rider_id=rider.id, start_at=start_at, end_at=end_at))
     session.commit()
@@ -245,13 +250,30 @@ def rider_shops_public(session: Session, rider: Rider) -> RiderShopsPublic:
     )
 
 
+def close_shop_spans(
+    session: Session, rider_id: uuid.UUID, shop_id: uuid.UUID, now: datetime
+) -> None:
+    """Close the rider's open span for the shop at ``now`` (never before it started: the clocks
+    of processes differ)."""
+    spans = session.exec(
+        select(RiderShopSpan).where(
+            RiderShopSpan.rider_id == rider_id,
+            RiderShopSpan.shop_id == shop_id,
+            col(RiderShopSpan.unlinked_at).is_(None),
+        )
+    ).all()
+    for span in spans:
+        span.unlinked_at = now if span.linked_at is None else max(now, span.linked_at)
+        session.add(span)
+
+
 @router.post("/{rider_id}/shops", dependencies=[AdminDep])
 def link_rider_shop(
     rider_id: uuid.UUID, link_in: RiderShopLink, session: SessionDep, now: NowDep
 ) -> RiderShopsPublic:
     """Let the rider serve another shop too (admin token): that shop's dispatch may give it
-    trips and that shop's keys see it. Linking a linked shop changes nothing; a missing rider or
-    shop is 404."""
+    trips and that shop's keys see it; its span for that shop opens now. Linking a linked shop
+    changes nothing; a missing rider or shop is 404."""
     rider = session.get(Rider, rider_id, with_for_update=True)
     if rider is None:
         raise not_found("rider")
@@ -259,6 +281,7 @@ def link_rider_shop(
         raise not_found("shop")
     if session.get(RiderShop, (rider.id, link_in.shop_id)) is None:
         session.add(RiderShop(rider_id=rider.id, shop_id=link_in.shop_id, created_at=now))
+        session.add(RiderShopSpan(rider_id=rider.id, shop_id=link_in.shop_id, linked_at=now))
         session.commit()
     return rider_shops_public(session, rider)
 
@@ -276,12 +299,13 @@ def link_rider_shop(
     },
 )
 def unlink_rider_shop(
-    rider_id: uuid.UUID, shop_id: uuid.UUID, session: SessionDep
+    rider_id: uuid.UUID, shop_id: uuid.UUID, session: SessionDep, now: NowDep
 ) -> RiderShopsPublic:
     """Stop the rider serving a linked shop (admin token): that shop's dispatch gives it no more
-    trips and that shop's keys no longer see it. Unlinking a shop it does not serve changes
-    nothing. Its home shop cannot be unlinked (409 ``home_shop``), nor a shop whose trip it is
-    carrying (409 ``trip_in_progress``: unlink once it is delivered)."""
+    trips and that shop's keys no longer see it; its span for that shop closes now. Unlinking a
+    shop it does not serve changes nothing. Its home shop cannot be unlinked (409
+    ``home_shop``), nor a shop whose trip it is carrying (409 ``trip_in_progress``: unlink once
+    it is delivered)."""
     rider = session.get(Rider, rider_id, with_for_update=True)
     if rider is None:
         raise not_found("rider")
@@ -299,5 +323,6 @@ def unlink_rider_shop(
                 f"the rider is carrying trip {trip.id} of this shop; unlink it once delivered",
             )
         session.delete(link)
+        close_shop_spans(session, rider.id, shop_id, now)
         session.commit()
     return rider_shops_public(session, rider)

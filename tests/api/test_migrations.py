@@ -1,6 +1,7 @@
 """Tests of api/migrations: the migrated schema is exactly the models' on SQLite and PostgreSQL,
-migrations run from any working directory, concurrently, and down to nothing and back, and
-0005 opens the duty spans of the riders on duty."""
+migrations run from any working directory, concurrently, and down to nothing and back, 0005
+opens the duty spans of the riders on duty, and 0007 opens a span since ever for each link of a
+rider to a shop."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -26,10 +28,53 @@ from api.migrations import (
     schema_differences,
     upgrade,
 )
-from api.models import RiderDutySpan, UTCDateTime
+from api.models import RiderDutySpan, RiderShopSpan, UTCDateTime
 from tests.api.conftest import BACKENDS
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+# The tables of shops and riders as the early revisions made them (the columns without defaults).
+SHOPS = sa.table(
+    "shops",
+    *(sa.column(name) for name in ("name", "lat", "lon", "circle_walk_min", "promise_min")),
+    sa.column("require_pin"),
+    sa.column("id", sa.Uuid()),
+    sa.column("created_at", UTCDateTime()),
+)
+RIDERS = sa.table(
+    "riders",
+    *(sa.column(name) for name in ("name", "mode", "capacity_bags", "on_duty")),
+    sa.column("id", sa.Uuid()),
+    sa.column("shop_id", sa.Uuid()),
+    sa.column("created_at", UTCDateTime()),
+)
+
+
+def shop_row(shop_id: uuid.UUID, created_at: datetime) -> dict[str, Any]:
+    return {
+        "name": "Wanrun 24h",
+        "lat": 34.6,
+        "lon": 119.2,
+        "circle_walk_min": 15,
+        "promise_min": 30,
+        "require_pin": False,
+        "id": shop_id,
+        "created_at": created_at,
+    }
+
+
+def rider_row(
+    rider_id: uuid.UUID, shop_id: uuid.UUID, created_at: datetime, *, on_duty: bool = False
+) -> dict[str, Any]:
+    return {
+        "name": "Li Wei",
+        "mode": "ebike",
+        "capacity_bags": 6,
+        "on_duty": on_duty,
+        "id": rider_id,
+        "shop_id": shop_id,
+        "created_at": created_at,
+    }
 
 
 @pytest.fixture(params=BACKENDS)
@@ -108,46 +153,13 @@ def test_riders_on_duty_at_0005_get_an_open_duty_span(empty_engine: Engine) -> N
     upgrade(empty_engine, "0004")
     shop_id, on_id, off_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     before = datetime.now(UTC).replace(microsecond=0)
-    shops = sa.table(
-        "shops",
-        *(sa.column(name) for name in ("name", "lat", "lon", "circle_walk_min", "promise_min")),
-        sa.column("require_pin"),
-        sa.column("id", sa.Uuid()),
-        sa.column("created_at", UTCDateTime()),
-    )
-    riders = sa.table(
-        "riders",
-        *(sa.column(name) for name in ("name", "mode", "capacity_bags", "on_duty")),
-        sa.column("id", sa.Uuid()),
-        sa.column("shop_id", sa.Uuid()),
-        sa.column("created_at", UTCDateTime()),
-    )
     with empty_engine.begin() as connection:
+        connection.execute(SHOPS.insert(), [shop_row(shop_id, before)])
         connection.execute(
-            shops.insert().values(
-                name="Wanrun 24h",
-                lat=34.6,
-                lon=119.2,
-                circle_walk_min=15,
-                promise_min=30,
-                require_pin=False,
-                id=shop_id,
-                created_at=before,
-            )
-        )
-        connection.execute(
-            riders.insert(),
+            RIDERS.insert(),
             [
-                {
-                    "name": name,
-                    "mode": "ebike",
-                    "capacity_bags": 6,
-                    "on_duty": on_duty,
-                    "id": rider_id,
-                    "shop_id": shop_id,
-                    "created_at": before,
-                }
-                for name, rider_id, on_duty in (("on", on_id, True), ("off", off_id, False))
+                rider_row(rider_id, shop_id, before, on_duty=on_duty)
+                for rider_id, on_duty in ((on_id, True), (off_id, False))
             ],
         )
     upgrade(empty_engine)
@@ -155,6 +167,44 @@ def test_riders_on_duty_at_0005_get_an_open_duty_span(empty_engine: Engine) -> N
         spans = session.exec(select(RiderDutySpan)).all()
     assert [(span.rider_id, span.end_at) for span in spans] == [(on_id, None)]
     assert before <= spans[0].start_at <= datetime.now(UTC)
+
+
+def test_links_at_0007_get_a_link_span_since_ever(empty_engine: Engine) -> None:
+    """Revision 0007 opens a span linked since ever (``linked_at`` null) for each link of a rider
+    to a shop, its home shop and another: the shops' past KPIs stay as they were, and unlinking
+    later has a span to close."""
+    upgrade(empty_engine, "0006")
+    home_id, other_id, first_id, second_id = (uuid.uuid4() for _ in range(4))
+    created = datetime(2026, 11, 1, tzinfo=UTC)
+    pairs = [(first_id, home_id), (first_id, other_id), (second_id, home_id)]
+    links = sa.table(
+        "rider_shops",
+        sa.column("rider_id", sa.Uuid()),
+        sa.column("shop_id", sa.Uuid()),
+        sa.column("created_at", UTCDateTime()),
+    )
+    with empty_engine.begin() as connection:
+        connection.execute(
+            SHOPS.insert(), [shop_row(shop_id, created) for shop_id in (home_id, other_id)]
+        )
+        connection.execute(
+            RIDERS.insert(),
+            [rider_row(rider_id, home_id, created) for rider_id in (first_id, second_id)],
+        )
+        connection.execute(
+            links.insert(),
+            [
+                {"rider_id": rider_id, "shop_id": shop_id, "created_at": created}
+                for rider_id, shop_id in pairs
+            ],
+        )
+    upgrade(empty_engine)
+    with Session(empty_engine) as session:
+        spans = session.exec(select(RiderShopSpan)).all()
+    assert len(spans) == len(pairs)
+    assert {(span.rider_id, span.shop_id, span.linked_at, span.unlinked_at) for span in spans} == {
+        (rider_id, shop_id, None, None) for rider_id, shop_id in pairs
+    }
 
 
 def test_concurrent_upgrades_both_succeed(empty_engine: Engine) -> None:

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from api.db import writer
 from api.dispatch import LEASE_TICKS, dispatch_all, lease_and_store, read_decision
-from api.models import RiderDutySpan
+from api.models import RiderDutySpan, RiderShopSpan
 from tests.api.conftest import Factory
 from tests.api.factories import (
     ADMIN,
@@ -388,6 +388,63 @@ def test_a_rider_carrying_a_trip_of_the_shop_is_not_unlinked(
     assert delivered.status_code == 200, delivered.text
     assert client.delete(url, headers=ADMIN).status_code == 200
     assert count_rows(engine, "rider_shops") == 1
+
+
+def shop_spans(
+    engine: Engine, rider_id: str
+) -> list[tuple[uuid.UUID, datetime | None, datetime | None]]:
+    with Session(engine) as session:
+        spans = session.exec(
+            select(RiderShopSpan)
+            .where(RiderShopSpan.rider_id == uuid.UUID(rider_id))
+            .order_by(col(RiderShopSpan.id))
+        ).all()
+        return [(span.shop_id, span.linked_at, span.unlinked_at) for span in spans]
+
+
+def test_link_spans_follow_the_links(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """The home shop is served since ever; linking opens a span at the service's time (linking
+    again keeps it), unlinking closes it then (unlinking again changes nothing), and linking
+    once more opens a second one: the rider serves the shop again and its key sees the rider."""
+    home, other = make_shop(), make_shop(name="Fruit corner")
+    rider = post_rider(client, home)
+    url = f"/v1/riders/{rider['id']}/shops"
+    hour = timedelta(hours=1)
+    for method in ("link", "link", "unlink", "unlink", "link"):
+        if method == "link":
+            response = client.post(url, json={"shop_id": other.id}, headers=ADMIN)
+        else:
+            response = client.delete(f"{url}/{other.id}", headers=ADMIN)
+        assert response.status_code == 200, response.text
+        clock.advance(hour.total_seconds())
+    assert response.json()["shop_ids"] == [home.id, other.id]
+    assert client.get(f"/v1/riders/{rider['id']}", headers=other.headers).json() == rider
+    home_id, other_id = uuid.UUID(home.id), uuid.UUID(other.id)
+    assert shop_spans(engine, rider["id"]) == [
+        (home_id, None, None),
+        (other_id, START, START + 2 * hour),
+        (other_id, START + 4 * hour, None),
+    ]
+    assert count_rows(engine, "rider_shops") == 2
+
+
+def test_a_second_open_link_span_is_refused(
+    client: TestClient, make_shop: Factory, engine: Engine
+) -> None:
+    """The partial unique index: a rider never has two open spans for one shop, whatever
+    writes them; one for another shop is fine."""
+    home, other = make_shop(), make_shop(name="Fruit corner")
+    rider_id = uuid.UUID(post_rider(client, home)["id"])
+    with Session(writer(engine)) as session:
+        session.add(RiderShopSpan(rider_id=rider_id, shop_id=uuid.UUID(home.id), linked_at=START))
+        with pytest.raises(IntegrityError):
+            session.commit()
+    with Session(writer(engine)) as session:
+        session.add(RiderShopSpan(rider_id=rider_id, shop_id=uuid.UUID(other.id), linked_at=START))
+        session.commit()
+    assert count_rows(engine, "rider_shop_spans") == 2
 
 
 def test_a_plan_made_before_the_unlink_is_not_stored(
