@@ -7,13 +7,15 @@ time.
 
 Rider hours are each rider's time on shift *or* on duty: DESIGN's on-shift hours come from
 declared shifts, but a rider may work by going on duty without declaring any, and the service
-records when (``rider_duty_spans``); the two are merged so that an hour counts once.
+records when (``rider_duty_spans``); the two are merged so that an hour counts once. A rider
+counts for a shop only while it served the shop (``rider_shop_spans``: from its link to its
+unlink), so that a change of the roster today leaves the shop's past days as they were.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -28,6 +30,7 @@ from api.models import (
     OrderStatus,
     RiderDutySpan,
     RiderShift,
+    RiderShopSpan,
     Shop,
     ShopKpisPublic,
 )
@@ -73,16 +76,43 @@ def merged_seconds(
     return total
 
 
+# Who served a shop when: rider id -> its link spans ``(linked_at, unlinked_at)``.
+LinkSpans = dict[uuid.UUID, list[tuple[datetime, datetime]]]
+
+
+def link_spans(session: Session, shop_id: uuid.UUID, start: datetime, end: datetime) -> LinkSpans:
+    """The riders that served the shop at some time in ``[start, end)``, with the spans they
+    did, clipped to it (a span linked since ever starts at ``start``, one still open ends at
+    ``end``)."""
+    rows = session.exec(
+        select(RiderShopSpan.rider_id, RiderShopSpan.linked_at, RiderShopSpan.unlinked_at).where(
+            RiderShopSpan.shop_id == shop_id,
+            or_(col(RiderShopSpan.linked_at).is_(None), col(RiderShopSpan.linked_at) < end),
+            or_(col(RiderShopSpan.unlinked_at).is_(None), col(RiderShopSpan.unlinked_at) > start),
+        )
+    ).all()
+    links: LinkSpans = {}
+    for rider_id, linked_at, unlinked_at in rows:
+        span = (
+            start if linked_at is None else max(linked_at, start),
+            end if unlinked_at is None else min(unlinked_at, end),
+        )
+        links.setdefault(rider_id, []).append(span)
+    return links
+
+
 def rider_seconds(
     session: Session,
-    rider_ids: Sequence[uuid.UUID],
+    links: LinkSpans,
     start: datetime,
     end: datetime,
     now: datetime,
 ) -> float:
-    """The riders' time on shift or on duty in ``[start, end)``, summed: each rider's declared
-    shifts and duty spans (one still open counting up to ``now``) merged, so that an overlap
-    counts once, and clipped to the day."""
+    """The riders' time on shift or on duty in ``[start, end)`` while they served the shop,
+    summed: each rider's declared shifts and duty spans (one still open counting up to ``now``)
+    cut to its link spans (``links``) and merged, so that an overlap counts once, and clipped
+    to the day."""
+    rider_ids = list(links)
     if not rider_ids:
         return 0.0
     shifts = session.exec(
@@ -101,15 +131,16 @@ def rider_seconds(
     ).all()
     by_rider: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
     for rider_id, start_at, end_at in [*shifts, *spans]:
-        by_rider.setdefault(rider_id, []).append((start_at, now if end_at is None else end_at))
+        worked = (start_at, now if end_at is None else end_at)
+        by_rider.setdefault(rider_id, []).extend(
+            (max(worked[0], linked_at), min(worked[1], unlinked_at))
+            for linked_at, unlinked_at in links[rider_id]
+        )
     return sum(merged_seconds(intervals, start, end) for intervals in by_rider.values())
 
 
-def shop_kpis(
-    session: Session, shop: Shop, day: date, rider_ids: Sequence[uuid.UUID], now: datetime
-) -> ShopKpisPublic:
-    """The KPIs of ``shop`` on its local ``day`` as they stand at ``now``; ``rider_ids`` are the
-    riders serving it."""
+def shop_kpis(session: Session, shop: Shop, day: date, now: datetime) -> ShopKpisPublic:
+    """The KPIs of ``shop`` on its local ``day`` as they stand at ``now``."""
     start, end = day_bounds(day, shop.timezone)
     in_day = (
         Order.shop_id == shop.id,
@@ -140,7 +171,8 @@ def shop_kpis(
         dtype=np.float64,
     )
     served = n_orders - n_cancelled
-    hours = rider_seconds(session, rider_ids, start, end, now) / 3600
+    hours = rider_seconds(session, link_spans(session, shop.id, start, end), start, end, now)
+    hours /= 3600
     return ShopKpisPublic(
         shop_id=shop.id,
         date=day,

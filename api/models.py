@@ -265,7 +265,8 @@ class RiderShopSpan(SQLModel, table=True):
     home shop and for the links older than this table) to its unlink (``unlinked_at``, null
     while linked). A rider linked to a shop (a row of ``rider_shops``) has exactly one open
     span for it, one unlinked none (``api.routes.riders`` keeps them so; the partial unique
-    index makes a second open span an error)."""
+    index makes a second open span an error); the KPIs count a rider's hours for a shop only
+    within these spans, so that unlinking it leaves the shop's past days as they were."""
 
     __tablename__ = "rider_shop_spans"
     __table_args__ = (

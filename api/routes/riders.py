@@ -6,7 +6,7 @@ until the admin unlinks it (``DELETE /v1/riders/{id}/shops/{shop_id}``), so that
 circle can share a pool. A shop's key sees and manages the riders serving that shop, and no
 other; a rider's trip is shown only to the shop of that trip. Each link and unlink also opens
 and closes the rider's span for the shop (``rider_shop_spans``, in the same transaction): the
-history of who served which shop when.
+shop's KPIs count the rider's hours only while it served the shop.
 """
 
 from __future__ import annotations
@@ -272,8 +272,8 @@ def link_rider_shop(
     rider_id: uuid.UUID, link_in: RiderShopLink, session: SessionDep, now: NowDep
 ) -> RiderShopsPublic:
     """Let the rider serve another shop too (admin token): that shop's dispatch may give it
-    trips and that shop's keys see it; its span for that shop opens now. Linking a linked shop
-    changes nothing; a missing rider or shop is 404."""
+    trips and that shop's keys see it, and its hours count in that shop's KPIs from now on.
+    Linking a linked shop changes nothing; a missing rider or shop is 404."""
     rider = session.get(Rider, rider_id, with_for_update=True)
     if rider is None:
         raise not_found("rider")
@@ -302,10 +302,10 @@ def unlink_rider_shop(
     rider_id: uuid.UUID, shop_id: uuid.UUID, session: SessionDep, now: NowDep
 ) -> RiderShopsPublic:
     """Stop the rider serving a linked shop (admin token): that shop's dispatch gives it no more
-    trips and that shop's keys no longer see it; its span for that shop closes now. Unlinking a
-    shop it does not serve changes nothing. Its home shop cannot be unlinked (409
-    ``home_shop``), nor a shop whose trip it is carrying (409 ``trip_in_progress``: unlink once
-    it is delivered)."""
+    trips and that shop's keys no longer see it; its hours stop counting in that shop's KPIs
+    from now on, and the days before keep theirs. Unlinking a shop it does not serve changes
+    nothing. Its home shop cannot be unlinked (409 ``home_shop``), nor a shop whose trip it is
+    carrying (409 ``trip_in_progress``: unlink once it is delivered)."""
     rider = session.get(Rider, rider_id, with_for_update=True)
     if rider is None:
         raise not_found("rider")

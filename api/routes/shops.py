@@ -24,7 +24,6 @@ from api.models import (
     ApiKey,
     ApiKeyCreated,
     ApiKeyPublic,
-    RiderShop,
     Shop,
     ShopCreate,
     ShopCreated,
@@ -145,8 +144,9 @@ def read_shop_kpis(
     - ``rider_hours``: the time of the riders serving the shop on shift or on duty: each
       rider's declared shifts and the spans it was on duty (``POST /v1/riders/{id}/duty``; one
       still running counts up to now) merged, so that an overlap counts once, and clipped to
-      the day; a rider serving several shops counts in each.
+      the day; a rider serving several shops counts in each, but only while it served the shop
+      (from ``POST /v1/riders/{id}/shops`` to ``DELETE /v1/riders/{id}/shops/{shop_id}``; its
+      home shop since ever), so that linking or unlinking it changes no day before.
     - ``orders_per_rider_hour``: ``delivered`` / ``rider_hours``; null without rider hours.
     """
-    rider_ids = session.exec(select(RiderShop.rider_id).where(RiderShop.shop_id == shop.id)).all()
-    return shop_kpis(session, shop, day or local_date(now, shop.timezone), list(rider_ids), now)
+    return shop_kpis(session, shop, day or local_date(now, shop.timezone), now)

@@ -345,3 +345,91 @@ def test_time_on_duty_is_clipped_to_the_shops_local_day(
     clock.now = T
     assert kpis(client, shop, date="2026-11-28")["rider_hours"] == 2.0
     assert kpis(client, shop, date="2026-11-29")["rider_hours"] == 2.0
+
+
+def link(client: TestClient, rider_id: str, shop: ShopHandle) -> None:
+    response = client.post(f"/v1/riders/{rider_id}/shops", json={"shop_id": shop.id}, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    assert shop.id in response.json()["shop_ids"]
+
+
+def unlink(client: TestClient, rider_id: str, shop: ShopHandle) -> None:
+    response = client.delete(f"/v1/riders/{rider_id}/shops/{shop.id}", headers=ADMIN)
+    assert response.status_code == 200, response.text
+    assert shop.id not in response.json()["shop_ids"]
+
+
+def test_unlinking_a_rider_leaves_the_shops_past_days_as_they_were(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """A rider of ``home`` linked to ``other`` on 28 Nov 01:00 delivers one of its orders and is
+    on shift 02:00 to 06:00 on the 28th and 29th; unlinked on the 29th at 03:00: the 28th of
+    ``other`` keeps its 4 hours and 0.25 orders per rider-hour, the 29th counts 1 hour (the
+    shift after the unlink does not count there); ``home`` counts 4 hours on both days."""
+    home, other = make_shop(), make_shop(name="Fruit corner")
+    clock.now = T - timedelta(days=1)
+    shifts = [[utc(28, 2), utc(28, 6)], [utc(29, 2), utc(29, 6)]]
+    rider_id = rider(client, home, shifts, on_duty=False)
+    link(client, rider_id, other)
+    clock.now = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
+    duty(client, home, rider_id, True)
+    order = place(client, other, "A")
+    for _ in range(10):
+        run_dispatch(engine, other.id, clock())
+        assigned = client.get(f"/v1/orders/{order['id']}", headers=other.headers).json()
+        if assigned["status"] == "assigned":
+            break
+        clock.advance(TICK_S)
+    picked = client.post(f"/v1/trips/{assigned['trip_id']}/pickup", headers=other.headers)
+    assert picked.status_code == 200, picked.text
+    deliver = {"pin": order["pin"]}
+    url = f"/v1/orders/{order['id']}/deliver"
+    assert client.post(url, json=deliver, headers=other.headers).status_code == 200
+    clock.now = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+    duty(client, home, rider_id, False)
+
+    clock.now = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+    before = kpis(client, other, date="2026-11-28")
+    assert (before["delivered"], before["rider_hours"]) == (1, 4.0)
+    assert before["orders_per_rider_hour"] == 0.25
+    unlink(client, rider_id, other)
+    clock.now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    assert kpis(client, other, date="2026-11-28") == before
+    assert kpis(client, other)["rider_hours"] == 1.0
+    assert kpis(client, home, date="2026-11-28")["rider_hours"] == 4.0
+    assert kpis(client, home)["rider_hours"] == 4.0
+
+
+def test_a_relinked_rider_counts_again_from_the_relink_and_once(
+    client: TestClient, make_shop: Factory, clock: FakeClock
+) -> None:
+    """On shift 00:00 to 08:00 and on duty 01:00 to 07:00, linked to ``other`` at 01:00 (twice),
+    unlinked at 03:00 (twice), linked again at 05:00: ``other`` counts 01:00 to 03:00 and 05:00
+    to 08:00, 5 hours, each hour once; ``home`` all 8."""
+    home, other = make_shop(), make_shop(name="Fruit corner")
+    rider_id = rider(client, home, [[utc(29, 0), utc(29, 8)]], on_duty=True)
+    link(client, rider_id, other)
+    link(client, rider_id, other)
+    clock.now = T + timedelta(hours=2)
+    unlink(client, rider_id, other)
+    unlink(client, rider_id, other)
+    clock.now = T + timedelta(hours=4)
+    link(client, rider_id, other)
+    clock.now = T + timedelta(hours=6)
+    duty(client, home, rider_id, False)
+    clock.now = T + timedelta(hours=10)
+    assert kpis(client, other)["rider_hours"] == 5.0
+    assert kpis(client, home)["rider_hours"] == 8.0
+
+
+def test_a_rider_linked_today_adds_nothing_to_the_days_before(
+    client: TestClient, make_shop: Factory, clock: FakeClock
+) -> None:
+    """A rider of ``home`` on shift 28 Nov 00:00 to 29 Nov 00:00 and linked to ``other`` on the
+    29th: ``other``'s 28th has no rider hours (before the link it did not serve that shop),
+    ``home``'s has 24."""
+    home, other = make_shop(), make_shop(name="Fruit corner")
+    rider_id = rider(client, home, [[utc(28, 0), utc(29, 0)]], on_duty=False)
+    link(client, rider_id, other)
+    assert kpis(client, other, date="2026-11-28")["rider_hours"] == 0.0
+    assert kpis(client, home, date="2026-11-28")["rider_hours"] == 24.0
