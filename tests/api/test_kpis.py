@@ -59,6 +59,20 @@ def place(client: TestClient, shop: ShopHandle, external_id: str) -> dict[str, A
     return placed
 
 
+def dispatch_and_pick_up(
+    client: TestClient, engine: Engine, clock: FakeClock, shop: ShopHandle, order: dict[str, Any]
+) -> None:
+    """Tick the shop's dispatch until ``order`` is assigned, then pick its trip up."""
+    for _ in range(10):
+        run_dispatch(engine, shop.id, clock())
+        assigned = client.get(f"/v1/orders/{order['id']}", headers=shop.headers).json()
+        if assigned["status"] == "assigned":
+            break
+        clock.advance(TICK_S)
+    picked = client.post(f"/v1/trips/{assigned['trip_id']}/pickup", headers=shop.headers)
+    assert picked.status_code == 200, picked.text
+
+
 def kpis(client: TestClient, shop: ShopHandle, **params: str) -> dict[str, Any]:
     response = client.get(f"/v1/shops/{shop.id}/kpis", params=params, headers=shop.headers)
     assert response.status_code == 200, response.text
@@ -272,14 +286,7 @@ def test_time_on_duty_without_shifts_counts(
     2 rider hours, 0.5 orders per rider-hour (not null, as when only shifts counted)."""
     rider_id = rider(client, shop, [], on_duty=True)
     order = place(client, shop, "A")
-    for _ in range(10):
-        run_dispatch(engine, shop.id, clock())
-        assigned = client.get(f"/v1/orders/{order['id']}", headers=shop.headers).json()
-        if assigned["status"] == "assigned":
-            break
-        clock.advance(TICK_S)
-    picked = client.post(f"/v1/trips/{assigned['trip_id']}/pickup", headers=shop.headers)
-    assert picked.status_code == 200, picked.text
+    dispatch_and_pick_up(client, engine, clock, shop, order)
     clock.now = T + timedelta(seconds=600)
     client.post(f"/v1/orders/{order['id']}/deliver", headers=shop.headers)
     clock.now = T + timedelta(hours=2)
@@ -374,14 +381,7 @@ def test_unlinking_a_rider_leaves_the_shops_past_days_as_they_were(
     clock.now = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
     duty(client, home, rider_id, True)
     order = place(client, other, "A")
-    for _ in range(10):
-        run_dispatch(engine, other.id, clock())
-        assigned = client.get(f"/v1/orders/{order['id']}", headers=other.headers).json()
-        if assigned["status"] == "assigned":
-            break
-        clock.advance(TICK_S)
-    picked = client.post(f"/v1/trips/{assigned['trip_id']}/pickup", headers=other.headers)
-    assert picked.status_code == 200, picked.text
+    dispatch_and_pick_up(client, engine, clock, other, order)
     deliver = {"pin": order["pin"]}
     url = f"/v1/orders/{order['id']}/deliver"
     assert client.post(url, json=deliver, headers=other.headers).status_code == 200
