@@ -244,3 +244,40 @@ def test_a_chain_is_one_riders_two_trips_and_excludes_its_orders_elsewhere() -> 
         pairs, bundles, 2, 2, seed=0, deterministic_limit=1.0, time_limit_s=5.0, chains=chains
     )
     assert sorted(chosen.tolist()) == [1, 3]
+
+
+def test_each_rider_pays_its_own_price_of_a_second() -> None:
+    """One two-stop bundle (drop-offs 300 and 600 s after departure) priced for two e-bikes at
+    the shop, free now, one price of a second each: rider time from leaving at 0 to the last
+    drop-off at 660 s, at each rider's own price."""
+    from router.assign import price_pairs
+    from router.snapshot import pad_shifts
+
+    bundles = _bundles([[0, 1]])
+    bundles.offsets_s[0, 2, :2] = [300, 600]
+    bundles.sequences[0, 2, :2] = [0, 1]
+    starts, ends = pad_shifts([((0, 3600),), ((0, 3600),)])
+
+    def costs_by_rider(rider_weight: int | np.ndarray) -> dict[int, int]:
+        pairs = price_pairs(
+            bundles,
+            rider_modes=np.array([2, 2], dtype=np.int64),
+            rider_capacities=np.array([9, 9], dtype=np.int64),
+            rider_free_s=np.zeros(2, dtype=np.int64),
+            rider_serves=np.ones((2, 1), dtype=np.bool_),
+            rider_shop_s=np.zeros((2, 1), dtype=np.int64),
+            shift_starts_s=starts,
+            shift_ends_s=ends,
+            order_placed_s=np.zeros(2, dtype=np.int64),
+            order_promised_s=np.full(2, 1800, dtype=np.int64),
+            deferral_costs=np.full(2, 100_000, dtype=np.int64),
+            now_s=0,
+            pickup_s=60,
+            riders_per_bundle=2,
+            rider_weight=rider_weight,
+        )
+        return dict(zip(pairs.riders.tolist(), pairs.costs.tolist(), strict=True))
+
+    each = costs_by_rider(np.array([10, 4], dtype=np.int64))
+    assert each[0] - each[1] == (10 - 4) * 660
+    assert costs_by_rider(10)[0] == each[0] and costs_by_rider(4)[1] == each[1]
