@@ -9,6 +9,7 @@ import pytest
 from ortools.sat.python import cp_model
 
 from router.assign import (
+    RIDER_WEIGHT,
     Chains,
     Pairs,
     _choice_model,
@@ -137,13 +138,19 @@ def test_shortlist_keeps_the_greedy_plan_and_bounds_each_rider() -> None:
     assert short.n_pairs < pairs.n_pairs
 
 
-def _price_one_bundle_two_riders(quota_left: list[int] | None, extra_order_cost: int) -> Pairs:
+def _price_one_bundle_two_riders(
+    quota_left: list[int] | None,
+    extra_order_cost: int,
+    bundles: Bundles | None = None,
+    rider_weight: int | np.ndarray = RIDER_WEIGHT,
+) -> Pairs:
+    """A bundle (by default {o0, o1}) priced for two e-bikes at the shop, free now."""
     from router.assign import price_pairs
     from router.snapshot import pad_shifts
 
     starts, ends = pad_shifts([((0, 3600),), ((0, 3600),)])
     return price_pairs(
-        _bundles([[0, 1]]),
+        _bundles([[0, 1]]) if bundles is None else bundles,
         rider_modes=np.array([2, 2], dtype=np.int64),
         rider_capacities=np.array([9, 9], dtype=np.int64),
         rider_free_s=np.zeros(2, dtype=np.int64),
@@ -157,6 +164,7 @@ def _price_one_bundle_two_riders(quota_left: list[int] | None, extra_order_cost:
         now_s=0,
         pickup_s=60,
         riders_per_bundle=2,
+        rider_weight=rider_weight,
         rider_quota_left=None if quota_left is None else np.array(quota_left, dtype=np.int64),
         extra_order_cost=extra_order_cost,
     )
@@ -247,35 +255,15 @@ def test_a_chain_is_one_riders_two_trips_and_excludes_its_orders_elsewhere() -> 
 
 
 def test_each_rider_pays_its_own_price_of_a_second() -> None:
-    """One two-stop bundle (drop-offs 300 and 600 s after departure) priced for two e-bikes at
-    the shop, free now, one price of a second each: rider time from leaving at 0 to the last
-    drop-off at 660 s, at each rider's own price."""
-    from router.assign import price_pairs
-    from router.snapshot import pad_shifts
-
+    """One two-stop bundle (drop-offs 300 and 600 s after departure) priced for two e-bikes,
+    one price of a second each: rider time from leaving at 0 to the last drop-off at 660 s,
+    at each rider's own price."""
     bundles = _bundles([[0, 1]])
     bundles.offsets_s[0, 2, :2] = [300, 600]
     bundles.sequences[0, 2, :2] = [0, 1]
-    starts, ends = pad_shifts([((0, 3600),), ((0, 3600),)])
 
     def costs_by_rider(rider_weight: int | np.ndarray) -> dict[int, int]:
-        pairs = price_pairs(
-            bundles,
-            rider_modes=np.array([2, 2], dtype=np.int64),
-            rider_capacities=np.array([9, 9], dtype=np.int64),
-            rider_free_s=np.zeros(2, dtype=np.int64),
-            rider_serves=np.ones((2, 1), dtype=np.bool_),
-            rider_shop_s=np.zeros((2, 1), dtype=np.int64),
-            shift_starts_s=starts,
-            shift_ends_s=ends,
-            order_placed_s=np.zeros(2, dtype=np.int64),
-            order_promised_s=np.full(2, 1800, dtype=np.int64),
-            deferral_costs=np.full(2, 100_000, dtype=np.int64),
-            now_s=0,
-            pickup_s=60,
-            riders_per_bundle=2,
-            rider_weight=rider_weight,
-        )
+        pairs = _price_one_bundle_two_riders(None, 0, bundles, rider_weight)
         return dict(zip(pairs.riders.tolist(), pairs.costs.tolist(), strict=True))
 
     each = costs_by_rider(np.array([10, 4], dtype=np.int64))
