@@ -334,6 +334,7 @@ def decide_shop(
 
 ORDERS = SQLModel.metadata.tables[str(Order.__tablename__)]
 TRIPS = SQLModel.metadata.tables[str(Trip.__tablename__)]
+RIDERS = SQLModel.metadata.tables[str(Rider.__tablename__)]
 TRIP_STOPS = SQLModel.metadata.tables[str(TripStop.__tablename__)]
 ORDER_EVENTS = SQLModel.metadata.tables[str(OrderEvent.__tablename__)]
 # The statements of ``store_decision``, built once (Core: no ORM rows, one statement per table
@@ -341,6 +342,15 @@ ORDER_EVENTS = SQLModel.metadata.tables[str(OrderEvent.__tablename__)]
 SNAPSHOT_STATES = sa_select(
     ORDERS.c.id, ORDERS.c.status, ORDERS.c.trip_id, ORDERS.c.updated_at, ORDERS.c.dispatch_note
 ).where(ORDERS.c.id.in_(bindparam("order_ids", expanding=True)))
+# The recheck's read: the rows locked (PostgreSQL), in id order, until the trips are stored, so
+# that a cancel or a change of an order waits instead of being overwritten by the trip's write.
+LOCKED_SNAPSHOT_STATES = SNAPSHOT_STATES.order_by(ORDERS.c.id).with_for_update()
+LOCK_RIDERS = (
+    sa_select(RIDERS.c.id)
+    .where(RIDERS.c.id.in_(bindparam("rider_ids", expanding=True)))
+    .order_by(RIDERS.c.id)
+    .with_for_update()
+)
 INSERT_TRIP = insert(TRIPS)
 INSERT_STOPS = insert(TRIP_STOPS)
 INSERT_EVENTS = insert(ORDER_EVENTS)
@@ -374,6 +384,11 @@ def store_decision(
     with (the shifts by their version: a trip's departure must fall within one) and with no
     active trip; otherwise it is dropped, and its orders are planned again at the next tick.
 
+    On PostgreSQL the recheck locks what it checks, the snapshot's orders and then the planned
+    riders (in id order), so that no cancel, duty change, unlink or other shop's trip for a
+    shared rider commits between the check and the writes (SQLite's ``BEGIN IMMEDIATE`` already
+    keeps every other writer out).
+
     Core statements, not ORM rows: a read of the snapshot orders' state, then one INSERT per
     trip and one executemany each for its stops, its orders' assignment and their ``assigned``
     events, and one executemany for the changed reasons of the orders left waiting (this used
@@ -386,13 +401,17 @@ def store_decision(
     states = {
         row.id: row
         for row in connection.execute(
-            SNAPSHOT_STATES, {"order_ids": list(decision.order_updated_ats)}
+            LOCKED_SNAPSHOT_STATES if recheck else SNAPSHOT_STATES,
+            {"order_ids": list(decision.order_updated_ats)},
         )
     }
     taken = set(decision.busy_rider_ids)
     available: set[uuid.UUID] | None = None
     if recheck:
         planned_riders = [trip.rider_id for trip in decision.plan.trips]
+        # Locked first, read after: a statement that waited for a lock still sees, in its
+        # subqueries, what was committed before it began (PostgreSQL), e.g. a link unlinked.
+        connection.execute(LOCK_RIDERS, {"rider_ids": planned_riders})
         available = {
             rider_id
             for rider_id, mode, capacity_bags, shifts_version in session.exec(

@@ -17,6 +17,13 @@ fresh savepoint, up to ``ATTEMPTS`` times, so that it reads the winner's row; af
 ``IntegrityError`` is its outcome. Should the transaction itself fail (``BEGIN`` times out, the
 commit fails), every request of the batch gets that error: none of its writes is stored.
 
+A transaction that loses to a concurrent one (PostgreSQL: a deadlock, or a serialization
+failure) is rolled back whole and the batch run again from the start, up to
+``BATCH_ATTEMPTS`` times, after a short random pause. Retrying only the piece that lost would
+not do: the transaction still holds the locks of the pieces before it, which the winner may be
+waiting for. Two batches of two processes deadlock when they take the same locks (order keys,
+rows) in different orders: each batch takes them in the order its requests arrived.
+
 There is no timer: a batch is whatever queued while the previous one was being written (or
 while the write turn was held by another request), so a lone request waits for nobody, and the
 batches grow with the load. The same code path serves PostgreSQL (no write turn there; one
@@ -47,6 +54,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +80,13 @@ Work = Callable[[Session], T]
 MAX_BATCH = 32
 # Runs of a piece of work that raised IntegrityError (a concurrent transaction won a unique key).
 ATTEMPTS = 3
+# Runs of a whole batch whose transaction lost to a concurrent one (``_lost_race``), and the
+# longest pause before the next run, times the runs so far (random, so that two losers part).
+BATCH_ATTEMPTS = 5
+RETRY_PAUSE_S = 0.005
+# PostgreSQL's SQLSTATEs of a transaction that may simply be run again: deadlock_detected,
+# serialization_failure.
+LOST_RACE_SQLSTATES = frozenset({"40P01", "40001"})
 # The thread every batch of the process runs in: batches never queue behind the reads and the
 # dispatch plans of the loop's default executor (one transaction at a time, whole, per batch).
 WRITER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
@@ -106,8 +122,25 @@ class Batched(Generic[I, T]):
         return self.kind.one(session, self.item)
 
 
+class _Lost(Exception):
+    """The batch's transaction lost to a concurrent one: it is run again, whole."""
+
+
+def _lost_race(error: BaseException | None) -> bool:
+    """Whether ``error`` (a SQLAlchemy error, or what it wraps) is a lost deadlock or a
+    serialization failure: the transaction is aborted, and running it again may succeed."""
+    for _ in range(8):  # a SQLAlchemy error, the DBAPI error it wraps, a cause or two
+        if error is None:
+            return False
+        if getattr(error, "sqlstate", None) in LOST_RACE_SQLSTATES:
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+    return False
+
+
 def _run_one(session: Session, work: Work[Any]) -> Outcome:
-    """Run ``work`` in a savepoint of its own; roll the savepoint back when it raises."""
+    """Run ``work`` in a savepoint of its own; roll the savepoint back when it raises
+    (``_Lost`` when it lost a race: the batch must run again, whole)."""
     for attempt in range(1, ATTEMPTS + 1):
         savepoint = session.begin_nested()
         try:
@@ -119,6 +152,8 @@ def _run_one(session: Session, work: Work[Any]) -> Outcome:
                 return Outcome(error=error)
         except Exception as error:
             savepoint.rollback()
+            if _lost_race(error):
+                raise _Lost from error
             return Outcome(error=error)
         else:
             return Outcome(value=value)
@@ -134,6 +169,8 @@ def _run_group(session: Session, group: list[Batched[Any, Any]]) -> list[Outcome
         savepoint.commit()
     except Exception as error:  # e.g. a unique key another process took: one at a time
         savepoint.rollback()
+        if _lost_race(error):
+            raise _Lost from error
         logger.info("%s of %d written one by one: %s", kind.name, len(group), error)
         found = [None] * len(group)
     return [
@@ -204,19 +241,42 @@ def _run_all(
 def write_batch(engine: Engine, works: list[Work[Any]]) -> list[Outcome]:
     """Run ``works`` in one write transaction, each failing alone (in its own savepoint when
     one fails), and commit once; each one's outcome, or the transaction's error for all of
-    them when it failed."""
+    them when it failed. A transaction that lost a race is run again (``BATCH_ATTEMPTS``)."""
+    for attempt in range(1, BATCH_ATTEMPTS + 1):
+        try:
+            return _write_once(engine, works)
+        except _Lost as lost:
+            error = lost.__cause__ or lost
+            if attempt == BATCH_ATTEMPTS:
+                logger.warning(
+                    "a group commit of %d writes lost %d races: %s", len(works), attempt, error
+                )
+                return [Outcome(error=error) for _ in works]
+            logger.info("a group commit of %d writes run again: %s", len(works), error)
+            time.sleep(random.uniform(0.0, RETRY_PAUSE_S * attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _write_once(engine: Engine, works: list[Work[Any]]) -> list[Outcome]:
+    """``write_batch``'s one run: ``_Lost`` when its transaction lost a race (rolled back)."""
     try:
         with Session(writer(engine), expire_on_commit=False) as session:
             session.connection()  # BEGIN (IMMEDIATE on SQLite) now, outside any savepoint
             try:
                 outcomes = _run_all(session, works, _trust_one, _trust_group)
             except _Raised as raised:
+                if _lost_race(raised.__cause__):
+                    raise _Lost from raised.__cause__
                 logger.debug("batch of %d written again, savepoints: %r", len(works), raised)
                 session.rollback()
                 session.connection()  # BEGIN again
                 outcomes = _run_all(session, works)
             session.commit()
+    except _Lost:
+        raise
     except Exception as error:  # nothing of the batch is stored
+        if _lost_race(error):  # e.g. at the commit
+            raise _Lost from error
         logger.warning("a group commit of %d writes failed: %s", len(works), error)
         return [Outcome(error=error) for _ in works]
     return outcomes

@@ -519,6 +519,86 @@ def test_a_stale_plan_is_dropped_when_an_order_changed_meanwhile(
     assert get_order(client, shop, second)["status"] == "pending"
 
 
+def test_a_cancel_racing_the_store_of_a_plan_is_never_overwritten(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A cancel arriving while a plan is being stored, after its recheck read the order as
+    pending and before its writes: the recheck holds the order's row (PostgreSQL; SQLite's
+    write lock does the same), so the cancel waits for the trip's commit and then cancels the
+    assigned order. Unlocked, the cancel committed first and the trip's write turned the
+    cancelled order back into an assigned one."""
+    import threading
+
+    on_duty_rider(client, shop)
+    order = post_order(client, shop)
+    decision = _plan_with_trips(engine, shop, clock)
+    assert decision is not None and decision.plan.trips
+    store_thread = threading.current_thread()
+    answers: list[Any] = []
+    cancel_thread = threading.Thread(
+        target=lambda: answers.append(
+            client.post(f"/v1/orders/{order['id']}/cancel", headers=shop.headers)
+        )
+    )
+
+    def cancel_before_the_trip(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread() is store_thread and statement.startswith("INSERT INTO trips"):
+            cancel_thread.start()
+            cancel_thread.join(timeout=1.0)  # unlocked, it commits meanwhile
+
+    event.listen(engine, "before_cursor_execute", cancel_before_the_trip)
+    try:
+        assert _store_rechecked(engine, decision, clock()) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", cancel_before_the_trip)
+    cancel_thread.join(timeout=30)
+    assert [answer.status_code for answer in answers] == [200]
+    assert get_order(client, shop, order)["status"] == "cancelled"
+    assert event_kinds(client, shop, order) == ["placed", "assigned", "cancelled"]
+
+
+def test_two_shops_storing_plans_for_one_shared_rider_at_once_give_it_one_trip(
+    client: TestClient, make_shop: Factory, engine: Engine, clock: FakeClock
+) -> None:
+    """Shops A and B each planned a trip for the rider they share, and store the plans at the
+    same time (two workers): the second store waits for the rider's row, then finds it busy
+    and stores nothing. Unlocked (PostgreSQL), both trips were stored: one rider, two trips."""
+    import threading
+
+    shop_a, shop_b = make_shop(), make_shop(name="Fruit corner")
+    rider = on_duty_rider(client, shop_a)
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    linked = client.post(
+        f"/v1/riders/{rider['id']}/shops", json={"shop_id": shop_b.id}, headers=admin
+    )
+    assert linked.status_code == 200, linked.text
+    post_order(client, shop_a)
+    post_order(client, shop_b)
+    decision_a = _plan_with_trips(engine, shop_a, clock)
+    decision_b = read_decision(engine, uuid.UUID(shop_b.id), clock(), TICK_S)
+    assert decision_a is not None and decision_b is not None
+    assert [trip.rider_id for trip in decision_b.plan.trips] == [uuid.UUID(rider["id"])]
+    store_a = threading.current_thread()
+    stored_b: list[int] = []
+    thread_b = threading.Thread(
+        target=lambda: stored_b.append(_store_rechecked(engine, decision_b, clock()))
+    )
+
+    def store_b_meanwhile(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread() is store_a and statement.startswith("INSERT INTO trips"):
+            thread_b.start()
+            thread_b.join(timeout=1.0)  # unlocked, B stores its trip meanwhile
+
+    event.listen(engine, "before_cursor_execute", store_b_meanwhile)
+    try:
+        assert _store_rechecked(engine, decision_a, clock()) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", store_b_meanwhile)
+    thread_b.join(timeout=30)
+    assert stored_b == [0]
+    assert count_rows(engine, "trips") == 1
+
+
 def test_the_loop_skips_a_shop_whose_riders_are_all_on_a_trip(
     client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
 ) -> None:

@@ -181,3 +181,71 @@ def test_a_batch_that_succeeds_is_written_once_without_savepoints(
     assert [outcome.error is None for outcome in outcomes] == [True, False]
     assert runs == ["T-3", "T-4", "T-3", "T-4"] and "SAVEPOINT" in statements
     assert count_rows(engine, "orders") == 3  # T-1, T-2, T-3: each once
+
+
+@pytest.mark.db
+def test_two_batches_that_deadlock_on_postgresql_both_commit(postgres_engine: Engine) -> None:
+    """Two batches (as of two processes) taking the same two locks in opposite orders, each
+    with a piece that fails (so each is written a savepoint a piece): the batch PostgreSQL
+    aborts is run again, whole, once the other has committed. Every piece but the failing ones
+    succeeds; retrying only the piece that lost would deadlock again on the locks its batch
+    still holds, or answer it the deadlock."""
+    from sqlalchemy import text
+
+    barrier = threading.Barrier(2, timeout=30)
+    runs: list[str] = []
+
+    def lock(key: int, name: str, *, meet: bool) -> Any:
+        def work(session: Session) -> str:
+            runs.append(name)
+            session.connection().execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            if meet and runs.count(name) == 1:  # both hold their first lock: now cross
+                barrier.wait()
+            return name
+
+        return work
+
+    def fail(_session: Session) -> None:
+        raise AppError(422, "bad", "this piece always fails")
+
+    batches = {
+        "ab": [fail, lock(1, "a1", meet=True), lock(2, "a2", meet=False)],
+        "ba": [fail, lock(2, "b2", meet=True), lock(1, "b1", meet=False)],
+    }
+    outcomes: dict[str, list[Outcome]] = {}
+
+    def run(name: str) -> None:
+        outcomes[name] = write_batch(postgres_engine, batches[name])
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for name, values in (("ab", ["a1", "a2"]), ("ba", ["b2", "b1"])):
+        failed, *written = outcomes[name]
+        assert isinstance(failed.error, AppError)
+        assert [outcome.error for outcome in written] == [None, None]
+        assert [outcome.value for outcome in written] == values
+    assert len(runs) > 4  # one batch lost the deadlock and ran again
+
+
+def test_a_batch_that_keeps_losing_races_gives_up_with_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch whose transaction loses every run is run ``BATCH_ATTEMPTS`` times, then every
+    piece gets the lost race's error (a 503 to its request), none of it stored."""
+    lost = RuntimeError("deadlock detected")
+    lost.sqlstate = "40P01"  # type: ignore[attr-defined]  # as psycopg's DeadlockDetected
+    calls: list[int] = []
+
+    def always_lost(_engine: Engine, works: list[Any]) -> list[Outcome]:
+        calls.append(len(works))
+        raise api.group_commit._Lost from lost
+
+    monkeypatch.setattr(api.group_commit, "_write_once", always_lost)
+    monkeypatch.setattr(api.group_commit, "RETRY_PAUSE_S", 0.0)
+    outcomes = write_batch(None, [lambda _session: 1, lambda _session: 2])  # type: ignore[arg-type]
+    assert calls == [2] * api.group_commit.BATCH_ATTEMPTS
+    assert [outcome.error for outcome in outcomes] == [lost, lost]
+    assert api.group_commit._lost_race(lost) and not api.group_commit._lost_race(ValueError())
