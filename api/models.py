@@ -348,7 +348,8 @@ class RiderCreate(RiderBase, InputModel):
 
 class RiderUpdate(InputModel):
     """A change of a rider's profile; fields left out stay as they are, ``shifts`` replaces
-    every declared shift (``[]`` clears them)."""
+    the declared shifts from now on and the past stays as it was (``api.shifts``): the shifts
+    before now may be left out, ``[]`` ends them now."""
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
     mode: RiderMode | None = None

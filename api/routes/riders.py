@@ -48,7 +48,9 @@ from api.models import (
     RiderUpdate,
     Shop,
     TripPublic,
+    check_shifts,
 )
+from api.shifts import replace_shifts_from
 from api.trips import active_trip
 
 router = APIRouter(prefix="/riders", tags=["riders"])
@@ -129,13 +131,19 @@ def read_rider(rider_id: uuid.UUID, session: SessionDep, shop: CurrentShopDep) -
     responses={403: {"model": ErrorPublic, "description": "Not the rider's home shop."}},
 )
 def update_rider(
-    rider_id: uuid.UUID, rider_update: RiderUpdate, session: SessionDep, shop: CurrentShopDep
+    rider_id: uuid.UUID,
+    rider_update: RiderUpdate,
+    session: SessionDep,
+    shop: CurrentShopDep,
+    now: NowDep,
 ) -> RiderPublic:
-    """Change a rider's ``name``, ``mode``, ``capacity_bags`` or ``shifts`` (which replaces
-    them all); the fields left out stay as they are. Only the rider's home shop may; another
-    shop it serves gets 403 ``not_home_shop``. A trip already committed keeps its plan; the
-    next plans use the new profile (a plan made from the old one is not stored: the shifts'
-    version goes up when they change)."""
+    """Change a rider's ``name``, ``mode``, ``capacity_bags`` or ``shifts``; the fields left out
+    stay as they are. ``shifts`` replace the declared ones from now on and the past stays as it
+    was (``api.shifts``): a shift running now is ended (``[]``) or extended by a new one covering
+    now, and the stored result is answered; 422 if that makes a shift over 24 hours. Only the
+    rider's home shop may; another shop it serves gets 403 ``not_home_shop``. A trip already
+    committed keeps its plan; the next plans use the new profile (a plan made from the old one
+    is not stored: the shifts' version goes up when the stored shifts change)."""
     rider = get_served_rider(session, shop, rider_id, lock=True)
     if rider.shop_id != shop.id:
         raise AppError(403, "not_home_shop", "only the rider's home shop may change it")
@@ -145,16 +153,37 @@ def update_rider(
         setattr(rider, name, value)
     session.add(rider)
     if shifts is not None:
-        current = session.exec(select(RiderShift).where(RiderShift.rider_id == rider.id)).all()
-        if shifts != sorted((shift.start_at, shift.end_at) for shift in current):
-            for shift in current:
-                session.delete(shift)
-            session.flush()
-            for start_at, end_at in shifts:
-                session.add(RiderShift(rider_id=rider.id, start_at=start_at, end_at=end_at))
-            rider.shifts_version += 1
+        store_shifts_from(session, rider, shifts, now)
     session.commit()
     return rider_public(session, rider)
+
+
+def store_shifts_from(
+    session: Session, rider: Rider, shifts: list[tuple[datetime, datetime]], now: datetime
+) -> None:
+    """Replace the rider's stored shifts by ``shifts`` from ``now`` on, keeping the past rows as
+    they are; one more ``shifts_version`` if the stored shifts change. 422 ``validation_error``
+    naming ``shifts`` if the result breaks the rules of declared shifts."""
+    rows = session.exec(select(RiderShift).where(RiderShift.rider_id == rider.id)).all()
+    old = sorted((row.start_at, row.end_at) for row in rows)
+    kept = replace_shifts_from(old, shifts, now)
+    try:
+        check_shifts(kept)
+    except ValueError as error:
+        raise AppError(
+            422,
+            "validation_error",
+            f"shifts: {error}: the part of a shift before now ({now.isoformat()}) is kept and "
+            "joined to the new one",
+        ) from None
+    if kept == old:
+        return
+    for row in rows:
+        if (row.start_at, row.end_at) not in kept:
+            session.delete(row)
+    for start_at, end_at in sorted(set(kept) - set(old)):
+        session.add(RiderShift(rider_id=rider.id, start_at=start_at, end_at=end_at))
+    rider.shifts_version += 1
 
 
 @router.post("/{rider_id}/duty")

@@ -4,7 +4,7 @@ the shops a rider serves."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from api.db import writer
 from api.dispatch import LEASE_TICKS, dispatch_all, lease_and_store, read_decision
-from api.models import RiderDutySpan, RiderShopSpan
+from api.models import Rider, RiderDutySpan, RiderShopSpan
 from tests.api.conftest import Factory
 from tests.api.factories import (
     ADMIN,
@@ -471,8 +471,8 @@ def test_a_plan_made_before_the_unlink_is_not_stored(
 def test_the_home_shop_changes_a_riders_profile_and_shifts(
     client: TestClient, shop: ShopHandle
 ) -> None:
-    """PATCH /v1/riders/{id}: name, mode and capacity change; ``shifts`` replaces them all
-    (sorted, in UTC) and ``[]`` clears them; fields left out stay."""
+    """PATCH /v1/riders/{id}: name, mode and capacity change; ``shifts`` replaces them from now
+    on, here all of them (sorted, in UTC), and ``[]`` clears them; fields left out stay."""
     rider = post_rider(client, shop, shifts=[[iso(START), iso(START + timedelta(hours=8))]])
     url = f"/v1/riders/{rider['id']}"
     late = [
@@ -492,6 +492,79 @@ def test_the_home_shop_changes_a_riders_profile_and_shifts(
     assert renamed == {**body, "name": "Li Wei (e-bike)"}
     cleared = client.patch(url, json={"shifts": []}, headers=shop.headers).json()
     assert cleared["shifts"] == [] and cleared["mode"] == "walk"
+
+
+def shifts_version(engine: Engine, rider_id: str) -> int:
+    with Session(engine) as session:
+        rider = session.get(Rider, uuid.UUID(rider_id))
+        assert rider is not None
+        return rider.shifts_version
+
+
+def hours(*pairs: tuple[float, float]) -> list[list[str]]:
+    """Shifts as the API answers them (UTC, ``Z``), ``pairs`` in hours from the clock's start."""
+
+    def shown(hour: float) -> str:
+        return (START + timedelta(hours=hour)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    return [[shown(start), shown(end)] for start, end in pairs]
+
+
+def test_a_shift_change_replaces_the_shifts_from_now_on(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """Shifts declared a day ahead: at +12 h the ongoing one (+7 to +15) extended to +17 stays
+    one shift, the one ahead moves and the day before stays; ``[]`` at +13 h ends the ongoing
+    shift then and drops the one ahead; each change adds one to ``shifts_version``."""
+    clock.now = START - timedelta(days=1)
+    declared = hours((-20, -16), (7, 15), (18, 20))
+    rider = post_rider(client, shop, shifts=declared)
+    assert rider["shifts"] == declared  # registration keeps shifts in the past
+    url = f"/v1/riders/{rider['id']}"
+    clock.now = START + timedelta(hours=12)
+    changed = client.patch(url, json={"shifts": hours((7, 17), (19, 21))}, headers=shop.headers)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["shifts"] == hours((-20, -16), (7, 17), (19, 21))
+    assert client.get(url, headers=shop.headers).json() == changed.json()
+    assert shifts_version(engine, rider["id"]) == 1
+    clock.now = START + timedelta(hours=13)
+    cleared = client.patch(url, json={"shifts": []}, headers=shop.headers)
+    assert cleared.json()["shifts"] == hours((-20, -16), (7, 13))
+    assert shifts_version(engine, rider["id"]) == 2
+
+
+def test_a_shift_change_only_in_the_past_changes_nothing(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """At +12 h, shifts differing from the stored ones only before now (an earlier start of the
+    ongoing shift, a past shift left out, another added) store nothing new and keep the
+    shifts' version, so a plan made before stays valid."""
+    rider = post_rider(client, shop, shifts=hours((1, 3), (7, 15), (18, 20)))
+    url = f"/v1/riders/{rider['id']}"
+    clock.now = START + timedelta(hours=12)
+    for pairs in [((7, 15), (18, 20)), ((4, 5), (5.5, 15), (18, 20)), ((1, 3), (7, 15), (18, 20))]:
+        sent = client.patch(url, json={"shifts": hours(*pairs)}, headers=shop.headers)
+        assert sent.status_code == 200, sent.text
+        assert sent.json() == rider
+    assert shifts_version(engine, rider["id"]) == 0
+
+
+def test_a_shift_over_24_hours_once_joined_to_its_past_is_422(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A shift running since 20 hours ago extended by 6 from now would last 26 hours: 422
+    naming ``shifts``, and nothing of the change (not even its name) is stored."""
+    rider = post_rider(client, shop, shifts=hours((0, 22)))
+    url = f"/v1/riders/{rider['id']}"
+    clock.now = START + timedelta(hours=20)
+    body = {"name": "Li Wei (late)", "shifts": hours((20, 26))}
+    response = client.patch(url, json=body, headers=shop.headers)
+    message = assert_error(response, 422, "validation_error")["message"]
+    assert "shifts" in message
+    assert client.get(url, headers=shop.headers).json() == rider
+    assert shifts_version(engine, rider["id"]) == 0
+    shorter = client.patch(url, json={"shifts": hours((20, 24))}, headers=shop.headers)
+    assert shorter.json()["shifts"] == hours((0, 24))
 
 
 @pytest.mark.parametrize(
