@@ -433,3 +433,38 @@ def test_a_rider_linked_today_adds_nothing_to_the_days_before(
     link(client, rider_id, other)
     assert kpis(client, other, date="2026-11-28")["rider_hours"] == 0.0
     assert kpis(client, home, date="2026-11-28")["rider_hours"] == 24.0
+
+
+def test_a_shift_change_leaves_the_past_hours_as_they_were(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """A rider on shift 28 Nov 02:00 to 06:00, delivering one order then, and on the 29th 00:00
+    to 04:00 and 08:00 to 10:00. At 02:00 on the 29th the home shop sends shifts 28 Nov 00:00
+    to 12:00 and 29 Nov 01:00 to 03:00: the 28th keeps its 4 hours and 0.25 orders per
+    rider-hour; the 29th keeps its 2 hours worked and counts 1 ahead as sent (3, not 6 as
+    before nor the 2 of the shifts sent)."""
+    clock.now = T - timedelta(days=1)
+    shifts = [[utc(28, 2), utc(28, 6)], [utc(29, 0), utc(29, 4)], [utc(29, 8), utc(29, 10)]]
+    rider_id = rider(client, shop, shifts, on_duty=False)
+    clock.now = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
+    duty(client, shop, rider_id, True)
+    order = place(client, shop, "A")
+    dispatch_and_pick_up(client, engine, clock, shop, order)
+    url = f"/v1/orders/{order['id']}/deliver"
+    assert client.post(url, json={"pin": order["pin"]}, headers=shop.headers).status_code == 200
+    clock.now = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+    duty(client, shop, rider_id, False)
+
+    clock.now = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+    day_before = kpis(client, shop, date="2026-11-28")
+    assert (day_before["delivered"], day_before["rider_hours"]) == (1, 4.0)
+    assert day_before["orders_per_rider_hour"] == 0.25
+    assert kpis(client, shop)["rider_hours"] == 6.0
+    sent = [[utc(28, 0), utc(28, 12)], [utc(29, 1), utc(29, 3)]]
+    changed = client.patch(f"/v1/riders/{rider_id}", json={"shifts": sent}, headers=shop.headers)
+    assert changed.status_code == 200, changed.text
+    assert kpis(client, shop, date="2026-11-28") == day_before
+    assert kpis(client, shop)["rider_hours"] == 3.0
+    clock.now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    assert kpis(client, shop, date="2026-11-28") == day_before
+    assert kpis(client, shop)["rider_hours"] == 3.0
