@@ -9,7 +9,8 @@ Rider hours are each rider's time on shift *or* on duty: DESIGN's on-shift hours
 declared shifts, but a rider may work by going on duty without declaring any, and the service
 records when (``rider_duty_spans``); the two are merged so that an hour counts once. A rider
 counts for a shop only while it served the shop (``rider_shop_spans``: from its link to its
-unlink), so that a change of the roster today leaves the shop's past days as they were.
+unlink), so that a change of the roster today leaves the shop's past days as they were; a change
+of a rider's shifts replaces them from now on only (``api.shifts``), for the same reason.
 """
 
 from __future__ import annotations
