@@ -291,12 +291,20 @@ def decide_shop(
     serves: dict[uuid.UUID, set[uuid.UUID]] = {}
     homes: dict[uuid.UUID, tuple[float, float]] = {}
     if riders:
+        # Only the shifts not over yet (the past ones stay for the KPIs, one more a day); a
+        # rider that declared shifts, all over now, has none left (and no default shift).
+        for rider_id in session.exec(
+            select(RiderShift.rider_id)
+            .where(col(RiderShift.rider_id).in_(rider_ids))
+            .group_by(col(RiderShift.rider_id))
+        ).all():
+            shifts[rider_id] = []
         for shift in session.exec(
             select(RiderShift)
-            .where(col(RiderShift.rider_id).in_(rider_ids))
+            .where(col(RiderShift.rider_id).in_(rider_ids), col(RiderShift.end_at) >= now)
             .order_by(col(RiderShift.start_at))
         ).all():
-            shifts.setdefault(shift.rider_id, []).append(shift)
+            shifts[shift.rider_id].append(shift)
         for link in session.exec(
             select(RiderShop).where(col(RiderShop.rider_id).in_(rider_ids))
         ).all():

@@ -92,9 +92,10 @@ def absolute_reason(reason: str, now: datetime) -> str:
     return REASON_TIME.sub(instant, reason)
 
 
-def _shifts_s(shifts: Sequence[RiderShift], now: datetime) -> tuple[tuple[int, int], ...]:
-    """A rider's shifts that have not ended, in seconds from ``now`` (a running one from 0)."""
-    if not shifts:
+def _shifts_s(shifts: Sequence[RiderShift] | None, now: datetime) -> tuple[tuple[int, int], ...]:
+    """A rider's shifts that have not ended, in seconds from ``now`` (a running one from 0);
+    ``shifts`` ``None``: it never declared any, and works ``DEFAULT_SHIFT`` from now."""
+    if shifts is None:
         return ((0, _seconds(now + DEFAULT_SHIFT, now)),)
     return tuple(
         (max(0, _seconds(shift.start_at, now, up=True)), _seconds(shift.end_at, now))
@@ -121,11 +122,13 @@ def plan_shop(
     ``rider_shop_ids`` are the shops each rider serves (``rider_shops``; default: every rider
     serves ``shop``): the engine's ``rider_serves``, so a rider not serving the shop gets no
     trip. A free rider with no reported position is at its home shop (``rider_homes``, default
-    ``shop``), as DESIGN's "first served shop". A rider without shift rows works from ``now``
-    for ``DEFAULT_SHIFT``. A busy rider is placed at its last drop-off, free when it is
-    delivered and never before the next tick, so that no second trip is committed to it. The
-    same rows and ``now`` give the same plan. ``decide`` runs the policy on the snapshot (in
-    this process by default; ``api.planner.Planner.decide`` in a worker process).
+    ``shop``), as DESIGN's "first served shop". A rider absent from ``shifts`` never declared
+    any and works from ``now`` for ``DEFAULT_SHIFT``; one present works only in the shifts
+    given (those not over: none left, no trip). A busy rider is placed at its last drop-off,
+    free when it is delivered and never before the next tick, so that no second trip is
+    committed to it. The same rows and ``now`` give the same plan. ``decide`` runs the policy
+    on the snapshot (in this process by default; ``api.planner.Planner.decide`` in a worker
+    process).
     """
     orders = sorted(orders, key=lambda order: (order.placed_at, str(order.id)))
     riders = sorted(riders, key=lambda rider: (rider.created_at, str(rider.id)))
@@ -150,7 +153,7 @@ def plan_shop(
                 rider_lats.append(home_lat)
                 rider_lons.append(home_lon)
             rider_free_s.append(0)
-    starts_s, ends_s = pad_shifts([_shifts_s(shifts.get(r.id, ()), now) for r in riders])
+    starts_s, ends_s = pad_shifts([_shifts_s(shifts.get(r.id), now) for r in riders])
     snapshot = Snapshot(
         now_s=0,
         detour=TRAVEL_RULES.detour,

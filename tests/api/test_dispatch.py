@@ -251,6 +251,23 @@ def test_off_duty_rider_gets_nothing(
     assert count_rows(engine, "trips") == 0
 
 
+def test_a_rider_with_past_shifts_works_in_its_running_one(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """The dispatch reads only the shifts not over: yesterday's shifts kept for the KPIs
+    neither stop a rider on a running shift nor stand for it."""
+
+    def hours_ago(first: int, last: int) -> list[str]:
+        return [(clock() - timedelta(hours=h)).isoformat() for h in (first, last)]
+
+    running = [hours_ago(1, 0)[0], (clock() + timedelta(hours=3)).isoformat()]
+    rider = on_duty_rider(client, shop, shifts=[hours_ago(30, 22), hours_ago(6, 2), running])
+    order = post_order(client, shop)
+    assigned = dispatch_until_assigned(client, shop, engine, clock, order)
+    trip = client.get(f"/v1/riders/{rider['id']}/trip", headers=shop.headers).json()
+    assert trip["id"] == assigned["trip_id"]
+
+
 def test_busy_rider_gets_no_second_trip(
     client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
 ) -> None:
