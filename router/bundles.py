@@ -18,6 +18,7 @@ from router.jit import kernel
 from router.snapshot import BoolArray, FloatArray, IntArray
 
 LATE_WEIGHT = 10  # one second late costs as much as ten seconds of click-to-door
+LATE_ORDER_COST = 3000  # an order late at all (``router.assign.LATE_ORDER_COST``, in these units)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,10 @@ def _sequence_bundles(
                     trial[step] = clock_s
                     delivered_s = depart_s + clock_s
                     cost += delivered_s - order_placed_s[order]
-                    cost += LATE_WEIGHT * max(0, delivered_s - order_promised_s[order])
+                    if delivered_s > order_promised_s[order]:
+                        cost += LATE_ORDER_COST + LATE_WEIGHT * (
+                            delivered_s - order_promised_s[order]
+                        )
                     previous = order
                 if cost < best_cost:
                     best_cost = cost

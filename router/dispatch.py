@@ -15,6 +15,7 @@ import numpy as np
 
 from router.assign import (
     CLICK_TO_DOOR_WEIGHT,
+    LATE_ORDER_COST,
     LATE_WEIGHT,
     RIDER_WEIGHT,
     Chains,
@@ -325,6 +326,7 @@ def _deferral_costs(
     costs = (
         CLICK_TO_DOOR_WEIGHT * (deferred_s - snapshot.order_placed_s)
         + LATE_WEIGHT * np.maximum(0, deferred_s - snapshot.order_promised_s)
+        + LATE_ORDER_COST * (deferred_s > snapshot.order_promised_s)
         + rider_weight * cycle_s
         # no starvation: an order already late costs more to pass over with every tick, so an
         # order whose trips always lose to others' (a far drop-off) is served in the end

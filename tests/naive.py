@@ -17,6 +17,7 @@ EARTH_RADIUS_M = 6_371_008.8
 DEFAULT_DETOUR = 1.3
 SPEEDS_MPS = (1.3, 4.0, 5.0)  # walk, bike, ebike: the engine's mode order
 LATE_WEIGHT = 10  # router/bundles.py: one second late costs ten seconds of click-to-door
+LATE_ORDER_COST = 3000  # router/bundles.py: an order late at all
 
 Point = tuple[float, float]  # (lat, lon) in degrees
 
@@ -88,10 +89,12 @@ def sequence_score(
     placed_s: Sequence[int],
     promised_s: Sequence[int],
 ) -> int:
-    """Sum over stops of click-to-door plus LATE_WEIGHT times lateness (router/bundles.py)."""
+    """Sum over stops of click-to-door plus, for a late stop, LATE_ORDER_COST and LATE_WEIGHT
+    times lateness (router/bundles.py)."""
     delivered = delivered_times_s(depart_s, sequence, first_leg_s, legs_s, handoff_s)
     return sum(
-        (d - placed_s[o]) + LATE_WEIGHT * max(0, d - promised_s[o])
+        (d - placed_s[o])
+        + (LATE_ORDER_COST + LATE_WEIGHT * (d - promised_s[o]) if d > promised_s[o] else 0)
         for o, d in zip(sequence, delivered, strict=True)
     )
 

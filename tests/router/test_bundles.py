@@ -9,7 +9,14 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.bundles import LATE_WEIGHT, BundleLimits, Bundles, build_bundles, unique_rows
+from router.bundles import (
+    LATE_ORDER_COST,
+    LATE_WEIGHT,
+    BundleLimits,
+    Bundles,
+    build_bundles,
+    unique_rows,
+)
 from tests import naive
 
 SHOPS = ((34.5965, 119.2215), (34.6010, 119.2290))
@@ -231,7 +238,7 @@ def test_two_orders_hand_checked() -> None:
     assert bundles.sequences[pair, 2, :2].tolist() == [1, 0]
     # ebike 5 m/s; one leg of 0.002 degree = 222.39 m arc * 1.3 = 289.11 m -> 58 s
     assert bundles.offsets_s[pair, 2, :2].tolist() == [58 + 90, 58 + 90 + 58 + 90]
-    assert LATE_WEIGHT == naive.LATE_WEIGHT
+    assert (LATE_WEIGHT, LATE_ORDER_COST) == (naive.LATE_WEIGHT, naive.LATE_ORDER_COST)
 
 
 def test_capacity_zero_shop_has_no_bundles() -> None:

@@ -377,6 +377,27 @@ def test_passing_over_a_late_order_gets_dearer_than_serving_it() -> None:
     assert costs[1] - costs[0] > (CLICK_TO_DOOR_WEIGHT + LATE_WEIGHT) * 600
 
 
+def test_a_scarce_rider_keeps_the_promise_it_can_still_keep() -> None:
+    """One e-bike carrying one order a trip, two orders ready 1 km apart on either side of the
+    shop: A is a minute late already, B is on time only if it goes first. Seconds late alone
+    would send A first (B then late too, 40 s fewer late in all); a late order's own cost
+    sends B first, and A is late either way."""
+    import dataclasses
+
+    shop = SHOPS[0]
+    north = 1000 / 111_195
+    snapshot = _one_shop_snapshot(
+        [(shop[0] + north, shop[1], NOW_S), (shop[0] - north, shop[1], NOW_S)], mode=2
+    )
+    promised_s = np.array([NOW_S - 60, NOW_S + 450], dtype=np.int64)
+    capacity = np.array([1], dtype=np.int64)
+    snapshot = dataclasses.replace(snapshot, order_promised_s=promised_s, rider_capacities=capacity)
+    decision = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    first = next(trip for trip in decision.trips if trip.committed)
+    assert first.orders.tolist() == [1]
+    assert first.delivered_s[0] <= promised_s[1]
+
+
 def test_rider_time_costs_its_own_weight_plus_the_queue_it_holds_up() -> None:
     """A rider-second costs the policy's own weight, plus the click-to-door of each order
     queued behind the rider: nothing at all for an idle courier paid by a guarantee."""
