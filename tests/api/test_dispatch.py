@@ -3,8 +3,10 @@ riders on the service's clock, picked up, delivered or failed, with their events
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -485,6 +487,29 @@ def _store_rechecked(engine: Engine, decision: Any, now: datetime) -> int:
         return stored
 
 
+def _store_rechecked_with(
+    engine: Engine, decision: Any, now: datetime, meanwhile: Callable[[], None]
+) -> int:
+    """``_store_rechecked``, with ``meanwhile`` started in a thread once the store's recheck
+    has read and before its first trip is written, and given a second to finish there (it
+    does unless the recheck holds what it needs); the trips stored."""
+    store_thread = threading.current_thread()
+    other = threading.Thread(target=meanwhile)
+
+    def start_meanwhile(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread() is store_thread and statement.startswith("INSERT INTO trips"):
+            other.start()
+            other.join(timeout=1.0)
+
+    event.listen(engine, "before_cursor_execute", start_meanwhile)
+    try:
+        stored = _store_rechecked(engine, decision, now)
+    finally:
+        event.remove(engine, "before_cursor_execute", start_meanwhile)
+    other.join(timeout=30)
+    return stored
+
+
 def _plan_with_trips(
     engine: Engine, shop: ShopHandle, clock: FakeClock
 ) -> api.dispatch.ShopDecision | None:
@@ -544,31 +569,16 @@ def test_a_cancel_racing_the_store_of_a_plan_is_never_overwritten(
     write lock does the same), so the cancel waits for the trip's commit and then cancels the
     assigned order. Unlocked, the cancel committed first and the trip's write turned the
     cancelled order back into an assigned one."""
-    import threading
-
     on_duty_rider(client, shop)
     order = post_order(client, shop)
     decision = _plan_with_trips(engine, shop, clock)
     assert decision is not None and decision.plan.trips
-    store_thread = threading.current_thread()
     answers: list[Any] = []
-    cancel_thread = threading.Thread(
-        target=lambda: answers.append(
-            client.post(f"/v1/orders/{order['id']}/cancel", headers=shop.headers)
-        )
-    )
 
-    def cancel_before_the_trip(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.current_thread() is store_thread and statement.startswith("INSERT INTO trips"):
-            cancel_thread.start()
-            cancel_thread.join(timeout=1.0)  # unlocked, it commits meanwhile
+    def cancel() -> None:
+        answers.append(client.post(f"/v1/orders/{order['id']}/cancel", headers=shop.headers))
 
-    event.listen(engine, "before_cursor_execute", cancel_before_the_trip)
-    try:
-        assert _store_rechecked(engine, decision, clock()) == 1
-    finally:
-        event.remove(engine, "before_cursor_execute", cancel_before_the_trip)
-    cancel_thread.join(timeout=30)
+    assert _store_rechecked_with(engine, decision, clock(), cancel) == 1
     assert [answer.status_code for answer in answers] == [200]
     assert get_order(client, shop, order)["status"] == "cancelled"
     assert event_kinds(client, shop, order) == ["placed", "assigned", "cancelled"]
@@ -580,8 +590,6 @@ def test_two_shops_storing_plans_for_one_shared_rider_at_once_give_it_one_trip(
     """Shops A and B each planned a trip for the rider they share, and store the plans at the
     same time (two workers): the second store waits for the rider's row, then finds it busy
     and stores nothing. Unlocked (PostgreSQL), both trips were stored: one rider, two trips."""
-    import threading
-
     shop_a, shop_b = make_shop(), make_shop(name="Fruit corner")
     rider = on_duty_rider(client, shop_a)
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -595,23 +603,12 @@ def test_two_shops_storing_plans_for_one_shared_rider_at_once_give_it_one_trip(
     decision_b = read_decision(engine, uuid.UUID(shop_b.id), clock(), TICK_S)
     assert decision_a is not None and decision_b is not None
     assert [trip.rider_id for trip in decision_b.plan.trips] == [uuid.UUID(rider["id"])]
-    store_a = threading.current_thread()
     stored_b: list[int] = []
-    thread_b = threading.Thread(
-        target=lambda: stored_b.append(_store_rechecked(engine, decision_b, clock()))
-    )
 
-    def store_b_meanwhile(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.current_thread() is store_a and statement.startswith("INSERT INTO trips"):
-            thread_b.start()
-            thread_b.join(timeout=1.0)  # unlocked, B stores its trip meanwhile
+    def store_b() -> None:
+        stored_b.append(_store_rechecked(engine, decision_b, clock()))
 
-    event.listen(engine, "before_cursor_execute", store_b_meanwhile)
-    try:
-        assert _store_rechecked(engine, decision_a, clock()) == 1
-    finally:
-        event.remove(engine, "before_cursor_execute", store_b_meanwhile)
-    thread_b.join(timeout=30)
+    assert _store_rechecked_with(engine, decision_a, clock(), store_b) == 1
     assert stored_b == [0]
     assert count_rows(engine, "trips") == 1
 

@@ -73,6 +73,25 @@ def dispatch_and_pick_up(
     assert picked.status_code == 200, picked.text
 
 
+def work_a_delivery(
+    client: TestClient,
+    engine: Engine,
+    clock: FakeClock,
+    home: ShopHandle,
+    served: ShopHandle,
+    rider_id: str,
+) -> None:
+    """28 Nov 02:00 to 06:00 on duty (through ``home``), delivering one order of ``served``."""
+    clock.now = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
+    duty(client, home, rider_id, True)
+    order = place(client, served, "A")
+    dispatch_and_pick_up(client, engine, clock, served, order)
+    url = f"/v1/orders/{order['id']}/deliver"
+    assert client.post(url, json={"pin": order["pin"]}, headers=served.headers).status_code == 200
+    clock.now = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+    duty(client, home, rider_id, False)
+
+
 def kpis(client: TestClient, shop: ShopHandle, **params: str) -> dict[str, Any]:
     response = client.get(f"/v1/shops/{shop.id}/kpis", params=params, headers=shop.headers)
     assert response.status_code == 200, response.text
@@ -378,15 +397,7 @@ def test_unlinking_a_rider_leaves_the_shops_past_days_as_they_were(
     shifts = [[utc(28, 2), utc(28, 6)], [utc(29, 2), utc(29, 6)]]
     rider_id = rider(client, home, shifts, on_duty=False)
     link(client, rider_id, other)
-    clock.now = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
-    duty(client, home, rider_id, True)
-    order = place(client, other, "A")
-    dispatch_and_pick_up(client, engine, clock, other, order)
-    deliver = {"pin": order["pin"]}
-    url = f"/v1/orders/{order['id']}/deliver"
-    assert client.post(url, json=deliver, headers=other.headers).status_code == 200
-    clock.now = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
-    duty(client, home, rider_id, False)
+    work_a_delivery(client, engine, clock, home, other, rider_id)
 
     clock.now = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
     before = kpis(client, other, date="2026-11-28")
@@ -446,14 +457,7 @@ def test_a_shift_change_leaves_the_past_hours_as_they_were(
     clock.now = T - timedelta(days=1)
     shifts = [[utc(28, 2), utc(28, 6)], [utc(29, 0), utc(29, 4)], [utc(29, 8), utc(29, 10)]]
     rider_id = rider(client, shop, shifts, on_duty=False)
-    clock.now = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
-    duty(client, shop, rider_id, True)
-    order = place(client, shop, "A")
-    dispatch_and_pick_up(client, engine, clock, shop, order)
-    url = f"/v1/orders/{order['id']}/deliver"
-    assert client.post(url, json={"pin": order["pin"]}, headers=shop.headers).status_code == 200
-    clock.now = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
-    duty(client, shop, rider_id, False)
+    work_a_delivery(client, engine, clock, shop, shop, rider_id)
 
     clock.now = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
     day_before = kpis(client, shop, date="2026-11-28")
