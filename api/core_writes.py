@@ -29,6 +29,7 @@ from sqlmodel import Session, SQLModel
 from api.errors import AppError, not_found
 from api.intake import new_order_values, new_pin
 from api.models import (
+    MAX_SHIFTS,
     InboundEvent,
     Order,
     OrderCreate,
@@ -133,7 +134,8 @@ INSERT_DUTY_SPAN = insert(DUTY_SPANS)
 SHIFTS_OF_RIDER = (
     select(RIDER_SHIFTS.c.start_at, RIDER_SHIFTS.c.end_at)
     .where(RIDER_SHIFTS.c.rider_id == bindparam("rider_id"))
-    .order_by(RIDER_SHIFTS.c.start_at)
+    .order_by(RIDER_SHIFTS.c.start_at.desc())
+    .limit(MAX_SHIFTS)
 )
 INSERT_INBOUND_EVENT = insert(INBOUND_EVENTS)
 
@@ -251,7 +253,8 @@ def _served_rider(session: Session, shop: Shop, rider_id: uuid.UUID) -> dict[str
 
 def _rider_public(session: Session, rider: dict[str, Any]) -> RiderPublic:
     shifts = session.connection().execute(SHIFTS_OF_RIDER, {"rider_id": rider["id"]}).all()
-    return RiderPublic.model_validate({**rider, "shifts": [tuple(shift) for shift in shifts]})
+    latest_first = [tuple(shift) for shift in shifts]  # as ``api.routes.riders.rider_public``
+    return RiderPublic.model_validate({**rider, "shifts": latest_first[::-1]})
 
 
 def store_duty(

@@ -409,7 +409,12 @@ class RiderPublic(RiderBase):
     lon: float | None
     located_at: datetime | None
     created_at: datetime
-    shifts: list[tuple[datetime, datetime]]
+    shifts: list[tuple[datetime, datetime]] = Field(
+        description=(
+            f"the latest {MAX_SHIFTS} declared shifts, oldest first (earlier ones are kept for "
+            "the KPIs' rider hours); sent back in a PATCH they change nothing"
+        )
+    )
 
 
 class RidersPublic(SQLModel):

@@ -33,6 +33,7 @@ from api.deps import (
 )
 from api.errors import AppError, not_found
 from api.models import (
+    MAX_SHIFTS,
     ErrorPublic,
     Rider,
     RiderCreate,
@@ -76,11 +77,16 @@ def get_served_rider(
 
 
 def rider_public(session: Session, rider: Rider) -> RiderPublic:
+    """The rider as answered, with its latest ``MAX_SHIFTS`` shifts (a PATCH keeps the past
+    ones, so they add up: the list stays one a PATCH accepts)."""
     shifts = session.exec(
-        select(RiderShift).where(RiderShift.rider_id == rider.id).order_by(col(RiderShift.start_at))
+        select(RiderShift)
+        .where(RiderShift.rider_id == rider.id)
+        .order_by(col(RiderShift.start_at).desc())
+        .limit(MAX_SHIFTS)
     ).all()
     return RiderPublic.model_validate(
-        rider, update={"shifts": [(shift.start_at, shift.end_at) for shift in shifts]}
+        rider, update={"shifts": [(shift.start_at, shift.end_at) for shift in reversed(shifts)]}
     )
 
 

@@ -549,6 +549,30 @@ def test_a_shift_change_only_in_the_past_changes_nothing(
     assert shifts_version(engine, rider["id"]) == 0
 
 
+def test_a_rider_shows_its_latest_shifts_and_they_go_back_unchanged(
+    client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
+) -> None:
+    """50 shifts declared at registration, the days before, and 3 more sent later: 53 stored
+    (the KPIs count them all), the rider shows the latest 50, oldest first, on every read. That
+    list sent back in a PATCH is accepted and changes nothing."""
+    past = hours(*[(-100 + 2 * day, -99 + 2 * day) for day in range(50)])  # -100 h to -1 h
+    rider = post_rider(client, shop, shifts=past)
+    url = f"/v1/riders/{rider['id']}"
+    clock.now = START + timedelta(hours=1)
+    ahead = hours((2, 4), (5, 7), (8, 10))
+    changed = client.patch(url, json={"shifts": ahead}, headers=shop.headers)
+    assert changed.status_code == 200, changed.text
+    assert count_rows(engine, "rider_shifts") == 53
+    assert changed.json()["shifts"] == past[3:] + ahead
+    listed = client.get("/v1/riders", headers=shop.headers).json()["data"]
+    on_duty = client.post(f"{url}/duty", json={"on_duty": True}, headers=shop.headers).json()
+    assert [listed[0]["shifts"], on_duty["shifts"]] == [past[3:] + ahead] * 2
+    again = client.patch(url, json={"shifts": changed.json()["shifts"]}, headers=shop.headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["shifts"] == past[3:] + ahead
+    assert (count_rows(engine, "rider_shifts"), shifts_version(engine, rider["id"])) == (53, 1)
+
+
 def test_a_shift_over_24_hours_once_joined_to_its_past_is_422(
     client: TestClient, shop: ShopHandle, engine: Engine, clock: FakeClock
 ) -> None:
