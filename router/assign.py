@@ -21,11 +21,12 @@ from router.jit import kernel
 from router.snapshot import NO_TIME, BoolArray, IntArray, depart_within_shift
 
 CLICK_TO_DOOR_WEIGHT = 2
-LATE_WEIGHT = 20
-# An order delivered late at all, as much as 50 more minutes of its click-to-door: when riders
-# are short, an order that can still be on time goes before one that is late either way (one
-# second late weighs the same for both), so fewer promises break. On 20 corner-store days,
-# on time 95.8 -> 96.6 %; circle 30.1 -> 36.5 % (bench/README: docs/benchmarks.md).
+# A second late costs five seconds of click-to-door, and an order delivered late at all as
+# much as 50 more minutes of it: when riders are short, an order that can still be on time
+# goes before one that is late either way (one second late weighs the same for both), so
+# fewer promises break (docs/benchmarks.md, session 11: circle on time 30.1 -> 39.6 % on
+# seeds 7-10, corner-store 95.8 -> 96.7 % on 7-26).
+LATE_WEIGHT = 10
 LATE_ORDER_COST = 6000
 RIDER_WEIGHT = 1
 

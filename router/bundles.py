@@ -17,7 +17,7 @@ import numpy as np
 from router.jit import kernel
 from router.snapshot import BoolArray, FloatArray, IntArray
 
-LATE_WEIGHT = 10  # one second late costs as much as ten seconds of click-to-door
+LATE_WEIGHT = 5  # one second late costs as much as five seconds of click-to-door
 LATE_ORDER_COST = 3000  # an order late at all (``router.assign.LATE_ORDER_COST``, in these units)
 
 

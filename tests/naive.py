@@ -16,7 +16,7 @@ from collections.abc import Sequence
 EARTH_RADIUS_M = 6_371_008.8
 DEFAULT_DETOUR = 1.3
 SPEEDS_MPS = (1.3, 4.0, 5.0)  # walk, bike, ebike: the engine's mode order
-LATE_WEIGHT = 10  # router/bundles.py: one second late costs ten seconds of click-to-door
+LATE_WEIGHT = 5  # router/bundles.py: one second late costs five seconds of click-to-door
 LATE_ORDER_COST = 3000  # router/bundles.py: an order late at all
 
 Point = tuple[float, float]  # (lat, lon) in degrees
