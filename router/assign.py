@@ -16,18 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
+from router.bundles import LATE_ORDER_COST as SEQUENCE_LATE_ORDER_COST
+from router.bundles import LATE_WEIGHT as SEQUENCE_LATE_WEIGHT
 from router.bundles import Bundles
 from router.jit import kernel
 from router.snapshot import NO_TIME, BoolArray, IntArray, depart_within_shift
 
 CLICK_TO_DOOR_WEIGHT = 2
-# A second late costs five seconds of click-to-door, and an order delivered late at all as
-# much as 50 more minutes of it: when riders are short, an order that can still be on time
-# goes before one that is late either way (one second late weighs the same for both), so
-# fewer promises break (docs/benchmarks.md, session 11: circle on time 30.1 -> 39.6 % on
-# seeds 7-10, corner-store 95.8 -> 96.7 % on 7-26).
-LATE_WEIGHT = 10
-LATE_ORDER_COST = 6000
+# Lateness as the delivery sequences price it (``router.bundles``), in this module's units.
+LATE_WEIGHT = CLICK_TO_DOOR_WEIGHT * SEQUENCE_LATE_WEIGHT
+LATE_ORDER_COST = CLICK_TO_DOOR_WEIGHT * SEQUENCE_LATE_ORDER_COST
 RIDER_WEIGHT = 1
 
 # One CpModel a thread, its proto rewritten for each model: building a CpModel costs about
