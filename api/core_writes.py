@@ -251,10 +251,15 @@ def _served_rider(session: Session, shop: Shop, rider_id: uuid.UUID) -> dict[str
     return dict(row)
 
 
+def latest_shifts(session: Session, rider_id: uuid.UUID) -> list[tuple[datetime, datetime]]:
+    """The rider's latest ``MAX_SHIFTS`` shifts, oldest first: what its public body shows (a
+    PATCH keeps the past ones, so they add up; the list stays one a PATCH accepts)."""
+    rows = session.connection().execute(SHIFTS_OF_RIDER, {"rider_id": rider_id}).all()
+    return [(start_at, end_at) for start_at, end_at in reversed(rows)]
+
+
 def _rider_public(session: Session, rider: dict[str, Any]) -> RiderPublic:
-    shifts = session.connection().execute(SHIFTS_OF_RIDER, {"rider_id": rider["id"]}).all()
-    latest_first = [tuple(shift) for shift in shifts]  # as ``api.routes.riders.rider_public``
-    return RiderPublic.model_validate({**rider, "shifts": latest_first[::-1]})
+    return RiderPublic.model_validate({**rider, "shifts": latest_shifts(session, rider["id"])})
 
 
 def store_duty(

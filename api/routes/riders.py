@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
 from api import trip_read
-from api.core_writes import store_duty, store_location
+from api.core_writes import latest_shifts, store_duty, store_location
 from api.deps import (
     AdminDep,
     CurrentShopDep,
@@ -33,7 +33,6 @@ from api.deps import (
 )
 from api.errors import AppError, not_found
 from api.models import (
-    MAX_SHIFTS,
     ErrorPublic,
     Rider,
     RiderCreate,
@@ -77,17 +76,8 @@ def get_served_rider(
 
 
 def rider_public(session: Session, rider: Rider) -> RiderPublic:
-    """The rider as answered, with its latest ``MAX_SHIFTS`` shifts (a PATCH keeps the past
-    ones, so they add up: the list stays one a PATCH accepts)."""
-    shifts = session.exec(
-        select(RiderShift)
-        .where(RiderShift.rider_id == rider.id)
-        .order_by(col(RiderShift.start_at).desc())
-        .limit(MAX_SHIFTS)
-    ).all()
-    return RiderPublic.model_validate(
-        rider, update={"shifts": [(shift.start_at, shift.end_at) for shift in reversed(shifts)]}
-    )
+    """The rider as answered, with its latest shifts (``api.core_writes.latest_shifts``)."""
+    return RiderPublic.model_validate(rider, update={"shifts": latest_shifts(session, rider.id)})
 
 
 @router.post("", status_code=201)
