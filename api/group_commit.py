@@ -80,7 +80,7 @@ Work = Callable[[Session], T]
 MAX_BATCH = 32
 # Runs of a piece of work that raised IntegrityError (a concurrent transaction won a unique key).
 ATTEMPTS = 3
-# Runs of a whole batch whose transaction lost to a concurrent one (``_lost_race``), and the
+# Runs of a whole batch whose transaction lost to a concurrent one (``lost_race``), and the
 # longest pause before the next run, times the runs so far (random, so that two losers part).
 BATCH_ATTEMPTS = 5
 RETRY_PAUSE_S = 0.005
@@ -126,7 +126,7 @@ class _Lost(Exception):
     """The batch's transaction lost to a concurrent one: it is run again, whole."""
 
 
-def _lost_race(error: BaseException | None) -> bool:
+def lost_race(error: BaseException | None) -> bool:
     """Whether ``error`` (a SQLAlchemy error, or what it wraps) is a lost deadlock or a
     serialization failure: the transaction is aborted, and running it again may succeed."""
     for _ in range(8):  # a SQLAlchemy error, the DBAPI error it wraps, a cause or two
@@ -152,7 +152,7 @@ def _run_one(session: Session, work: Work[Any]) -> Outcome:
                 return Outcome(error=error)
         except Exception as error:
             savepoint.rollback()
-            if _lost_race(error):
+            if lost_race(error):
                 raise _Lost from error
             return Outcome(error=error)
         else:
@@ -169,7 +169,7 @@ def _run_group(session: Session, group: list[Batched[Any, Any]]) -> list[Outcome
         savepoint.commit()
     except Exception as error:  # e.g. a unique key another process took: one at a time
         savepoint.rollback()
-        if _lost_race(error):
+        if lost_race(error):
             raise _Lost from error
         logger.info("%s of %d written one by one: %s", kind.name, len(group), error)
         found = [None] * len(group)
@@ -265,7 +265,7 @@ def _write_once(engine: Engine, works: list[Work[Any]]) -> list[Outcome]:
             try:
                 outcomes = _run_all(session, works, _trust_one, _trust_group)
             except _Raised as raised:
-                if _lost_race(raised.__cause__):
+                if lost_race(raised.__cause__):
                     raise _Lost from raised.__cause__
                 logger.debug("batch of %d written again, savepoints: %r", len(works), raised)
                 session.rollback()
@@ -275,7 +275,7 @@ def _write_once(engine: Engine, works: list[Work[Any]]) -> list[Outcome]:
     except _Lost:
         raise
     except Exception as error:  # nothing of the batch is stored
-        if _lost_race(error):  # e.g. at the commit
+        if lost_race(error):  # e.g. at the commit
             raise _Lost from error
         logger.warning("a group commit of %d writes failed: %s", len(works), error)
         return [Outcome(error=error) for _ in works]

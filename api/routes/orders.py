@@ -44,9 +44,10 @@ from api.models import (
     OrderStatus,
     Shop,
 )
+from api.retry import RetryLostRaceRoute
 from api.trips import ON_TRIP, add_event, finish_trip_if_done, leave_trip
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = APIRouter(prefix="/orders", tags=["orders"], route_class=RetryLostRaceRoute)
 
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
 

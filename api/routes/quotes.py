@@ -9,8 +9,9 @@ from fastapi import APIRouter
 from api.deps import CurrentShopDep, NowDep
 from api.engine import walk_s
 from api.models import QuoteCreate, QuotePublic
+from api.retry import RetryLostRaceRoute
 
-router = APIRouter(prefix="/quotes", tags=["quotes"])
+router = APIRouter(prefix="/quotes", tags=["quotes"], route_class=RetryLostRaceRoute)
 
 LOAD_NOTE = (
     "promised_at is the time of the quote plus the shop's promise_min; "

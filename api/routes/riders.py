@@ -50,10 +50,11 @@ from api.models import (
     TripPublic,
     check_shifts,
 )
+from api.retry import RetryLostRaceRoute
 from api.shifts import replace_shifts_from
 from api.trips import active_trip
 
-router = APIRouter(prefix="/riders", tags=["riders"])
+router = APIRouter(prefix="/riders", tags=["riders"], route_class=RetryLostRaceRoute)
 
 # How far ahead of the service's clock a reported position may be (phones' clocks drift).
 MAX_LOCATION_AHEAD = timedelta(minutes=2)

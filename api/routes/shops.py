@@ -31,9 +31,10 @@ from api.models import (
     ShopPublic,
     ShopUpdate,
 )
+from api.retry import RetryLostRaceRoute
 from api.security import generate_api_key, hash_api_key, key_prefix
 
-router = APIRouter(prefix="/shops", tags=["shops"])
+router = APIRouter(prefix="/shops", tags=["shops"], route_class=RetryLostRaceRoute)
 
 
 @router.post("", status_code=201, dependencies=[AdminDep])

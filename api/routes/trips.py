@@ -21,9 +21,10 @@ from api.deps import (
     get_owned,
 )
 from api.models import Shop, Trip, TripPublic, TripsPublic, TripStatus
+from api.retry import RetryLostRaceRoute
 from api.trips import trip_public
 
-router = APIRouter(prefix="/trips", tags=["trips"])
+router = APIRouter(prefix="/trips", tags=["trips"], route_class=RetryLostRaceRoute)
 
 
 @router.get("")

@@ -26,9 +26,10 @@ from api.models import (
     WebhookEndpointsPublic,
 )
 from api.netguard import url_problem
+from api.retry import RetryLostRaceRoute
 from api.signing import generate_webhook_secret
 
-router = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"])
+router = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"], route_class=RetryLostRaceRoute)
 
 
 def endpoint_public(endpoint: WebhookEndpoint) -> WebhookEndpointPublic:

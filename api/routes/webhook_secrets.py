@@ -20,9 +20,12 @@ from api.models import (
     WebhookSecretPublic,
     WebhookSecretsPublic,
 )
+from api.retry import RetryLostRaceRoute
 from api.signing import generate_webhook_secret, secret_prefix
 
-router = APIRouter(prefix="/shops/{shop_id}/webhook-secrets", tags=["webhooks"])
+router = APIRouter(
+    prefix="/shops/{shop_id}/webhook-secrets", tags=["webhooks"], route_class=RetryLostRaceRoute
+)
 
 
 def newest_first(rows: Sequence[WebhookSecret]) -> list[WebhookSecret]:

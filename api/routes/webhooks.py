@@ -38,6 +38,7 @@ from api.models import (
     Shop,
     check_text,
 )
+from api.retry import RetryLostRaceRoute
 from api.signing import (
     SIGNATURE_HEADER,
     SignatureError,
@@ -47,7 +48,7 @@ from api.signing import (
     shopify_matches,
 )
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=RetryLostRaceRoute)
 
 SHOPIFY_SOURCE = "shopify"
 SHOPIFY_TOPIC = "orders/create"

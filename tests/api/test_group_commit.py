@@ -248,4 +248,4 @@ def test_a_batch_that_keeps_losing_races_gives_up_with_the_error(
     outcomes = write_batch(None, [lambda _session: 1, lambda _session: 2])  # type: ignore[arg-type]
     assert calls == [2] * api.group_commit.BATCH_ATTEMPTS
     assert [outcome.error for outcome in outcomes] == [lost, lost]
-    assert api.group_commit._lost_race(lost) and not api.group_commit._lost_race(ValueError())
+    assert api.group_commit.lost_race(lost) and not api.group_commit.lost_race(ValueError())
