@@ -7,10 +7,14 @@
 2. Mixed run (``--duration`` s): POS users paced to ``--orders-per-s`` new orders a second in
    all (plus idempotent replays and status polls), one rider user per rider following its trips,
    and the platform users when ``--platform`` is on. Locust's CSV: ``<out>/load_*.csv``.
-3. Intake ratio: closed-loop POS users that only place orders (``--ratio-users`` of them, no
-   wait) against the service and against ``bench/bare_app.py`` under the same uvicorn command
-   line, alternating in ``--ratio-rounds`` rounds of ``--ratio-round-s`` seconds each, so that
-   both see the same machine load on average. ``<out>/load-ratio-{service,bare}-<round>_*.csv``.
+3. Intake ratio: closed-loop POS users that only place orders (no wait) against the service and
+   against ``bench/bare_app.py`` under the same uvicorn command line, at each number of users
+   of ``--ratio-users``, alternating in ``--ratio-rounds`` rounds of ``--ratio-round-s`` seconds
+   each, so that both see the same machine load on average. Each server's throughput is its
+   best rate over those numbers of users (its peak: a closed loop with too few users measures
+   how long each user waits, not what the server can take), and the ratio is of the two peaks;
+   the rates at each number of users are reported too.
+   ``<out>/load-ratio-{service,bare}-<users>u-<round>_*.csv``.
 4. Kills the service with SIGKILL (nothing can be flushed on the way out) and looks up, in its
    SQLite file, every order the service acknowledged during 2 and 3 (each 201 and each replay).
 
@@ -311,7 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="uvicorn worker processes, of the service and of the bare app alike",
     )
-    parser.add_argument("--ratio-users", type=int, default=16)
+    parser.add_argument(
+        "--ratio-users",
+        type=int,
+        nargs="+",
+        default=[16, 64],
+        help="closed-loop users of the intake ratio; each server's peak over these counts",
+    )
     parser.add_argument("--ratio-rounds", type=int, default=2)
     parser.add_argument("--ratio-round-s", type=int, default=15)
     parser.add_argument("--min-orders-per-s", type=float, default=200.0)
@@ -380,39 +390,41 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         bare.start()
-        ratio_runs: dict[str, list[LocustRun]] = {"service": [], "bare": []}
+        ratio_runs: dict[tuple[str, int], list[LocustRun]] = {}
         for round_number in range(1, args.ratio_rounds + 1):
-            for target, server in (("service", service), ("bare", bare)):
-                setup = {
-                    **base,
-                    "base_url": server.url,
-                    "target": target,
-                    "run_tag": f"ratio{round_number}",
-                    "pos_users": args.ratio_users,
-                    "pos_iterations_per_s": 0.0,
-                    "pos_weights": {"place": 1},
-                    "riders": False,
-                    "platform": None,
-                    "p99_budget_ms": 0,
-                }
-                run = run_locust(
-                    f"load-ratio-{target}-{round_number}",
-                    setup,
-                    ["PosUser"],
-                    args.ratio_users,
-                    args.ratio_round_s,
-                    args.out,
-                    work,
-                )
-                ratio_runs[target].append(run)
+            for users in args.ratio_users:
+                for target, server in (("service", service), ("bare", bare)):
+                    setup = {
+                        **base,
+                        "base_url": server.url,
+                        "target": target,
+                        "run_tag": f"ratio{users}u{round_number}",
+                        "pos_users": users,
+                        "pos_iterations_per_s": 0.0,
+                        "pos_weights": {"place": 1},
+                        "riders": False,
+                        "platform": None,
+                        "p99_budget_ms": 0,
+                    }
+                    run = run_locust(
+                        f"load-ratio-{target}-{users}u-{round_number}",
+                        setup,
+                        ["PosUser"],
+                        users,
+                        args.ratio_round_s,
+                        args.out,
+                        work,
+                    )
+                    ratio_runs.setdefault((target, users), []).append(run)
     finally:
         service.stop(kill=True)  # SIGKILL: what is in the database now was there before
         bare.stop()
         service_log = service.output() if service.log.exists() else ""
 
     acked = set(mixed.acked)
-    for run in ratio_runs["service"]:
-        acked |= set(run.acked)
+    for users in args.ratio_users:
+        for run in ratio_runs[("service", users)]:
+            acked |= set(run.acked)
     missing = missing_orders(database, acked)
 
     new_orders = mixed.count("POST /v1/orders") + mixed.count("POST /v1/webhooks/{source}")
@@ -420,12 +432,16 @@ def main(argv: list[str] | None = None) -> int:
     p50 = mixed.percentile_ms("Aggregated", "50%")
     p99 = mixed.percentile_ms("Aggregated", "99%")
     orders_p99 = mixed.percentile_ms("POST /v1/orders", "99%")
-    service_s = sum(run.run_time_s for run in ratio_runs["service"])
-    bare_s = sum(run.run_time_s for run in ratio_runs["bare"])
-    service_rate = sum(run.count("POST /v1/orders") for run in ratio_runs["service"]) / service_s
-    bare_rate = sum(run.count("POST /v1/orders") for run in ratio_runs["bare"]) / bare_s
+    ladder = {
+        users: {target: intake_rate(ratio_runs[(target, users)]) for target in ("service", "bare")}
+        for users in args.ratio_users
+    }
+    service_users = max(args.ratio_users, key=lambda users: ladder[users]["service"])
+    bare_users = max(args.ratio_users, key=lambda users: ladder[users]["bare"])
+    service_rate = ladder[service_users]["service"]
+    bare_rate = ladder[bare_users]["bare"]
     ratio = service_rate / bare_rate if bare_rate else math.nan
-    all_runs = [mixed, *ratio_runs["service"], *ratio_runs["bare"]]
+    all_runs = [mixed, *(run for runs in ratio_runs.values() for run in runs)]
     failures = {run.name: run.failures() for run in all_runs}
 
     problems = []
@@ -443,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ratio >= args.min_ratio:
         problems.append(f"intake ratio {ratio:.2f} under {args.min_ratio:.2f}")
 
-    summary = {
+    summary: dict[str, Any] = {
         "mixed": {
             "duration_s": mixed.run_time_s,
             "target_orders_per_s": args.orders_per_s,
@@ -470,15 +486,30 @@ def main(argv: list[str] | None = None) -> int:
         },
         "ratio": {
             "users": args.ratio_users,
-            "seconds_each": service_s,
+            "seconds_each": args.ratio_rounds * args.ratio_round_s,
             "service_orders_per_s": round(service_rate, 1),
+            "service_users": service_users,
             "bare_orders_per_s": round(bare_rate, 1),
+            "bare_users": bare_users,
             "ratio": round(ratio, 3),
-            "service_p99_ms": [
-                run.percentile_ms("POST /v1/orders", "99%") for run in ratio_runs["service"]
-            ],
-            "bare_p99_ms": [
-                run.percentile_ms("POST /v1/orders", "99%") for run in ratio_runs["bare"]
+            "by_users": [
+                {
+                    "users": users,
+                    "service_orders_per_s": round(ladder[users]["service"], 1),
+                    "bare_orders_per_s": round(ladder[users]["bare"], 1),
+                    "ratio": round(ladder[users]["service"] / ladder[users]["bare"], 3)
+                    if ladder[users]["bare"]
+                    else math.nan,
+                    "service_p99_ms": [
+                        run.percentile_ms("POST /v1/orders", "99%")
+                        for run in ratio_runs[("service", users)]
+                    ],
+                    "bare_p99_ms": [
+                        run.percentile_ms("POST /v1/orders", "99%")
+                        for run in ratio_runs[("bare", users)]
+                    ],
+                }
+                for users in args.ratio_users
             ],
         },
         "failures": failures,
@@ -498,10 +529,16 @@ def main(argv: list[str] | None = None) -> int:
         f"load: acknowledged orders {len(acked)}, "
         f"missing from the database after SIGKILL: {len(missing)}"
     )
+    for step in summary["ratio"]["by_users"]:
+        print(
+            f"load: intake, {step['users']} closed-loop POS users: "
+            f"service {step['service_orders_per_s']:.1f} orders/s, "
+            f"bare FastAPI {step['bare_orders_per_s']:.1f} orders/s, ratio {step['ratio']:.3f}"
+        )
     print(
-        f"load: intake, {args.ratio_users} closed-loop POS users: "
-        f"service {service_rate:.1f} orders/s, "
-        f"bare FastAPI {bare_rate:.1f} orders/s, ratio {ratio:.3f}"
+        f"load: intake at each server's peak: service {service_rate:.1f} orders/s "
+        f"({service_users} users), bare FastAPI {bare_rate:.1f} orders/s ({bare_users} users), "
+        f"ratio {ratio:.3f}"
     )
     if problems:
         for problem in problems:
@@ -515,6 +552,12 @@ def main(argv: list[str] | None = None) -> int:
             path.unlink()
         work.rmdir()
     return 0
+
+
+def intake_rate(runs: list[LocustRun]) -> float:
+    """New orders a second over ``runs`` (the rounds of one server at one number of users)."""
+    seconds = sum(run.run_time_s for run in runs)
+    return sum(run.count("POST /v1/orders") for run in runs) / seconds if seconds else 0.0
 
 
 def rounds(values: list[float]) -> str:
@@ -545,15 +588,24 @@ def write_markdown(path: Path, summary: dict[str, Any]) -> None:
         lines.append("| " + " | ".join(map(str, [*cells, f"{row['p99_ms']:.0f}"])) + " |")
     lines += [
         "",
-        f"Intake, {ratio['users']} closed-loop POS users, {ratio['seconds_each']:.0f} s each, "
-        "alternating rounds:",
+        f"Intake, closed-loop POS users, {ratio['seconds_each']:.0f} s a server at each number "
+        "of users, alternating rounds:",
         "",
-        "| server | orders/s | p99 ms per round |",
-        "|---|---|---|",
-        f"| service | {ratio['service_orders_per_s']} | {rounds(ratio['service_p99_ms'])} |",
-        f"| bare FastAPI | {ratio['bare_orders_per_s']} | {rounds(ratio['bare_p99_ms'])} |",
+        "| users | service orders/s | bare FastAPI orders/s | ratio | service p99 ms per round "
+        "| bare p99 ms per round |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step in ratio["by_users"]:
+        lines.append(
+            f"| {step['users']} | {step['service_orders_per_s']} | {step['bare_orders_per_s']} "
+            f"| {step['ratio']} | {rounds(step['service_p99_ms'])} "
+            f"| {rounds(step['bare_p99_ms'])} |"
+        )
+    lines += [
         "",
-        f"Ratio service / bare: {ratio['ratio']}",
+        f"Ratio of the peaks, service ({ratio['service_orders_per_s']} orders/s at "
+        f"{ratio['service_users']} users) / bare ({ratio['bare_orders_per_s']} orders/s at "
+        f"{ratio['bare_users']} users): {ratio['ratio']}",
         "",
         "Result: "
         + ("PASS" if not summary["problems"] else "FAIL: " + "; ".join(summary["problems"])),
