@@ -19,7 +19,7 @@ from api.config import Settings
 from api.db import is_sqlite, run_read, writer
 from api.errors import AppError, not_found
 from api.group_commit import GroupCommit
-from api.key_cache import cached_shop, read_shop, remember_shop
+from api.key_cache import cached_shop, read_shop
 from api.models import ApiKey, Shop
 from api.security import hash_api_key, tokens_equal
 
@@ -174,7 +174,6 @@ class ShopOfKey(SecurityBase):
             )
             if shop is None:
                 raise _unauthorized("invalid or revoked API key")
-            remember_shop(key_sha256, shop)
         return shop
 
 

@@ -27,9 +27,11 @@ from api.inbound import process_event, validate_event
 from api.intake import (
     ORDER_INTAKE,
     IntakeRequest,
+    canonical_body,
+    dump_body,
     fingerprint_fields,
     key_params,
-    new_order_body,
+    new_order_body_json,
     new_order_values,
     order_lock_key,
     orders_of_keys,
@@ -203,9 +205,10 @@ def test_prepared_intake_keeps_the_circle_error_for_new_orders_only(
     assert far.error is not None and far.error.code == "outside_service_area"
     assert far.values is None
     near = _intake(row, "key", external_id="NEAR").item
-    assert near.error is None and near.body is not None and near.values is not None
-    assert json.loads(near.body_json or "") == near.body
-    assert near.body["id"] == str(near.values["id"]) and near.body["status"] == "pending"
+    assert near.error is None and near.body_json is not None and near.values is not None
+    assert near.body_json == dump_body(public_body(near.values))
+    body = json.loads(near.body_json)
+    assert body["id"] == str(near.values["id"]) and body["status"] == "pending"
 
 
 def test_batch_lookups_search_an_index_on_sqlite(tmp_path: Path) -> None:
@@ -234,8 +237,9 @@ def test_batch_lookups_search_an_index_on_sqlite(tmp_path: Path) -> None:
 
 
 def test_a_new_orders_body_is_its_public_body(shop: ShopHandle, engine: Engine) -> None:
-    """``new_order_body`` (built by hand) equals ``public_body`` (pydantic), key order included,
-    for times with and without microseconds and each ready rule."""
+    """``new_order_body_json`` (written by hand) is the JSON text of ``public_body`` (pydantic)
+    as ``dump_body`` writes it, for times with and without microseconds, each ready rule,
+    non-ASCII and escaped characters, and whole-number coordinates."""
     row = _load_shop(engine, shop)
     cases: list[tuple[datetime, dict[str, Any]]] = [
         (START, {}),
@@ -243,14 +247,18 @@ def test_a_new_orders_body_is_its_public_body(shop: ShopHandle, engine: Engine) 
         (START.astimezone(UTC).replace(microsecond=123_456), {"picking_min": 7}),
         (START.replace(microsecond=1), {"ready_at": "2026-11-29T11:30:00.5+08:00"}),
         (START, {"address": "Building 4\u00e9", "size_bags": 3, "source": "shop.app"}),
+        (START, {"address": 'Quote " back\\ \u2028 \U0001f600', "external_id": "\u00fc"}),
+        (START, {"dropoff_lat": 35, "dropoff_lon": 119}),  # ints given: floats stored
+        (START, {"dropoff_lat": 35.00000000000001, "dropoff_lon": 1.5e-7 + 119}),
     ]
     for now, overrides in cases:
         order_in = OrderCreate.model_validate(order_body(**overrides))
+        if "dropoff_lat" in overrides:  # a shop where whole degrees are inside its circle
+            row = row.model_copy(update={"lat": 35.0, "lon": 119.0})
         values = new_order_values(row, order_in, now, "hash")
-        built = new_order_body(values)
         expected = public_body(values)
-        assert built == expected and list(built) == list(expected)
-        assert json.dumps(built) == json.dumps(expected)
+        assert new_order_body_json(values) == dump_body(expected)
+        assert list(json.loads(new_order_body_json(values))) == list(expected)
 
 
 def test_the_fingerprint_fields_are_pydantics_dump() -> None:
@@ -268,6 +276,26 @@ def test_the_fingerprint_fields_are_pydantics_dump() -> None:
         expected = order_in.model_dump(mode="json", exclude={"pin"})
         assert fingerprint_fields(order_in) == expected
         assert json.dumps(fingerprint_fields(order_in)) == json.dumps(expected)
+
+
+def test_the_canonical_body_is_json_dumps_sorted() -> None:
+    """``canonical_body`` (written field by field) is ``json.dumps`` of the fingerprint fields
+    with sorted keys and compact separators (what every stored fingerprint was made from), for
+    ASCII, non-ASCII and escaped strings, whole-number coordinates and each optional field."""
+    cases: list[dict[str, Any]] = [
+        {},
+        {"pin": "123456", "picking_min": 0},
+        {"picking_min": 240, "size_bags": 50},
+        {"ready_at": "2026-11-29T11:30:00.5+08:00"},
+        {"address": "Building 4\u00e9 \U0001f600", "source": "shop.app"},
+        {"address": 'a " b \\ c \u2028', "external_id": "\u00fc" * 3},
+        {"dropoff_lat": 35, "dropoff_lon": -119},
+        {"dropoff_lat": 34.60000000000001, "dropoff_lon": 1e-7, "external_id": "x" * 128},
+    ]
+    for overrides in cases:
+        order_in = OrderCreate.model_validate(order_body(**overrides))
+        expected = json.dumps(fingerprint_fields(order_in), sort_keys=True, separators=(",", ":"))
+        assert canonical_body(order_in) == expected
 
 
 @contextlib.contextmanager
