@@ -82,7 +82,8 @@ class ReadyReveal:
     trip's orders open again. Committed again to the same orders, it keeps its trip; committed
     to other orders of the shop, or its orders committed to another rider, it gives the trip
     up: its orders not taken go back to the pool and the ride to the shop stays its move.
-    With ``rebind_other_shops`` it may also be sent from there to another shop's orders.
+    With ``rebind_other_shops`` it may also be sent from there to another shop's orders while
+    orders queue (more open orders than riders on shift and free soon).
     """
 
     typical_prep_s: int = 0
@@ -362,9 +363,11 @@ class _World:
         self.rebindable = {}
         if reveal is not None:
             survival = self.prep_survival(now_s, reveal)
+            n_active = self.active_riders(now_s, riders)
+            other_shops = reveal.rebind_other_shops and open_orders.size > n_active
             quantile = reveal.quantile
             if quantile is None:
-                quantile = scarcity_quantile(open_orders.size, self.active_riders(now_s, riders))
+                quantile = scarcity_quantile(open_orders.size, n_active)
             self.forget_ready_pending(now_s, reveal)
             if reveal.rebind_at_shop:
                 self.rebindable = {
@@ -392,7 +395,7 @@ class _World:
                     shop = self.scenario.shops[pending.trip.shop]
                     rider_free_s[k] = now_s
                     rider_lats[k], rider_lons[k] = shop.lat, shop.lon
-                    if not reveal.rebind_other_shops:
+                    if not other_shops:
                         rider_serves[k] = False
                         rider_serves[k, pending.trip.shop] = True
                     carried[k] -= len(pending.trip.orders)
