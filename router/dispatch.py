@@ -58,7 +58,6 @@ class QuarterhourPolicy:
     # holds is given others, or another rider takes them; priced on top of the plan's cost so
     # that a rider is moved only when another use is clearly better, never back and forth
     switch_cost: int = 0
-    leave_shop_cost: int = 0  # on top, when the rider leaves the shop of the orders it holds
     seed: int = 0
     deterministic_limit: float = 0.5  # CP-SAT work units: the normal, reproducible stop
     time_limit_s: float = 0.4  # hard wall-clock cap; the greedy plan stands in if it hits
@@ -109,13 +108,7 @@ class QuarterhourPolicy:
         )
         if snapshot.order_held_by is not None and self.switch_cost:
             pairs = _price_switches(
-                pairs,
-                bundles,
-                snapshot.order_held_by,
-                snapshot.order_shops,
-                snapshot.n_riders,
-                self.switch_cost,
-                self.leave_shop_cost,
+                pairs, bundles, snapshot.order_held_by, snapshot.n_riders, self.switch_cost
             )
         pairs = shortlist_pairs(
             pairs,
@@ -374,17 +367,10 @@ def _rider_time_prices(snapshot: Snapshot, own_weight: int, queue_price: int) ->
 
 
 def _price_switches(
-    pairs: Pairs,
-    bundles: Bundles,
-    order_held_by: IntArray,
-    order_shops: IntArray,
-    n_riders: int,
-    switch_cost: int,
-    leave_shop_cost: int = 0,
+    pairs: Pairs, bundles: Bundles, order_held_by: IntArray, n_riders: int, switch_cost: int
 ) -> Pairs:
     """Each pair's cost plus ``switch_cost`` per hold it breaks: the rider leaves orders it
-    holds out of the bundle, or the bundle takes orders another rider holds; plus
-    ``leave_shop_cost`` when the rider leaves the shop of its held orders for another."""
+    holds out of the bundle, or the bundle takes orders another rider holds."""
     held = order_held_by[np.maximum(bundles.orders, 0)]
     held = np.where(bundles.orders >= 0, held, -1)[pairs.bundles]  # (n_pairs, max_stops)
     riders = pairs.riders[:, None]
@@ -393,13 +379,6 @@ def _price_switches(
     kept = (held == riders).sum(axis=1)
     leaves_own = kept < holds[pairs.riders]
     costs = pairs.costs + switch_cost * (takes_others.astype(np.int64) + leaves_own)
-    if leave_shop_cost:
-        holding = np.flatnonzero(order_held_by >= 0)
-        held_shop = np.full(n_riders, -1, dtype=np.int64)
-        held_shop[order_held_by[holding]] = order_shops[holding]
-        rider_shop = held_shop[pairs.riders]
-        leaves_shop = (rider_shop >= 0) & (bundles.shops[pairs.bundles] != rider_shop)
-        costs = costs + leave_shop_cost * leaves_shop
     return Pairs(
         pairs.bundles, pairs.riders, pairs.leave_s, pairs.arrive_shop_s, pairs.depart_s, costs
     )

@@ -496,5 +496,5 @@ def test_breaking_a_hold_costs_the_switch_price() -> None:
     )
     pair_bundles, pair_riders = ints(0, 1, 2, 0, 1, 2), ints(0, 0, 0, 1, 1, 1)
     pairs = Pairs(pair_bundles, pair_riders, *(ints(0, 0, 0, 0, 0, 0),) * 3, ints(5, 5, 5, 5, 5, 5))
-    priced = _price_switches(pairs, bundles, ints(0, -1), ints(0, 0), 2, 100)  # 0 holds 0
+    priced = _price_switches(pairs, bundles, ints(0, -1), 2, 100)  # rider 0 holds order 0
     assert priced.costs.tolist() == [5, 105, 5, 105, 5, 105]
