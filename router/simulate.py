@@ -363,12 +363,15 @@ class _World:
         self.rebindable = {}
         if reveal is not None:
             survival = self.prep_survival(now_s, reveal)
-            n_active = self.active_riders(now_s, riders)
+            self.forget_ready_pending(now_s, reveal)
+            # riders free soon as the policy can know it: a rider waiting for food not ready
+            # counts by the median of its food's ready time, never by the true one
+            median_free_s = self.shown_free_s(now_s, riders, reveal, survival, 0.5, tick_s)
+            n_active = self.active_riders(now_s, riders, median_free_s)
             other_shops = reveal.rebind_other_shops and open_orders.size > n_active
             quantile = reveal.quantile
             if quantile is None:
                 quantile = scarcity_quantile(open_orders.size, n_active)
-            self.forget_ready_pending(now_s, reveal)
             if reveal.rebind_at_shop:
                 self.rebindable = {
                     r: p
@@ -455,14 +458,12 @@ class _World:
             len(self.scenario.shops),
         )
 
-    def active_riders(self, now_s: int, riders: np.ndarray) -> int:
-        """Riders on shift and free soon, counted as the policy counts them (its queue rule)."""
+    def active_riders(self, now_s: int, riders: np.ndarray, free_s: np.ndarray) -> int:
+        """Riders on shift and free soon (at ``free_s``), counted as the policy counts them
+        (its queue rule)."""
         return int(
             riders_active(
-                now_s,
-                self.rider_free_s[riders],
-                self.shift_starts_s[riders],
-                self.shift_ends_s[riders],
+                now_s, free_s, self.shift_starts_s[riders], self.shift_ends_s[riders]
             ).sum()
         )
 

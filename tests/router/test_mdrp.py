@@ -392,3 +392,40 @@ def test_courier_waiting_at_the_restaurant_takes_a_ready_order_of_it(tmp_path: P
     ]
     write_solution(instance, solution, tmp_path / "out")
     assert check_mdrp(folder, tmp_path / "out").violations == []
+
+
+def test_waiting_courier_serves_other_restaurants_only_while_orders_queue(tmp_path: Path) -> None:
+    """A courier waiting at a restaurant is shown serving it alone while couriers are enough,
+    every restaurant once more orders are open than couriers; sent to another restaurant, it
+    rides there from where it waited and the solution passes the checker."""
+    folder = write_instance(
+        tmp_path / "queue",
+        [
+            ("o1", 640, 960, 0, "r1", 40),
+            ("o2", -640, 640, 5, "r2", 6),
+            ("o3", -640, 960, 7, "r2", 8),
+        ],
+        [("c1", 0, 0, 0, 100)],
+        [("r1", 640, 0), ("r2", 0, 640)],
+    )
+    instance = read_instance(folder)
+    script = _Script({0: [0], 9: [1]})
+    result = simulate(
+        to_scenario(instance),
+        script,
+        tick_s=60,
+        metric=mdrp_metric(),
+        ready_reveal=ready_reveal(instance),
+        pay=rider_pay(instance),
+    )
+    assert script.seen[6].rider_serves[0].tolist() == [True, False]  # o2 open, one courier
+    assert script.seen[8].rider_serves[0].tolist() == [True, True]  # o2 and o3 open
+    assert result.rebound_trips == 1
+    solution = to_solution(instance, result)
+    assert [(m.origin, m.destination) for m in solution.moves][:3] == [
+        ("0", "r1"),
+        ("r1", "r2"),
+        ("r2", "o2"),
+    ]
+    write_solution(instance, solution, tmp_path / "out")
+    assert check_mdrp(folder, tmp_path / "out").violations == []
