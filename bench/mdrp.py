@@ -210,7 +210,8 @@ def main() -> None:
                 f"[{len(rows)}/{len(jobs)} {time.perf_counter() - started:.0f} s] "
                 f"{k['instance']} {k['ready']}: c2d {k['click_to_door_min']['mean']:.2f}, "
                 f"undelivered {k['undelivered_pct']:.2f} %, {k['wall_s']:.1f} s, "
-                f"{k.get('abandoned_trips', 0)} trips given up",
+                f"{k.get('abandoned_trips', 0)} trips given up, "
+                f"{k.get('rebound_trips', 0)} rebound at the restaurant",
                 flush=True,
             )
     wall_s = time.perf_counter() - started

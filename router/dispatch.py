@@ -54,6 +54,10 @@ class QuarterhourPolicy:
     # the cost of one second of a rider's own time, before the queue it holds up: a shop's
     # riders cost by the hour; riders paid by a guarantee cost nothing more while idle
     rider_own_weight: int = RIDER_WEIGHT
+    # breaking a hold (``Snapshot.order_held_by``): a rider waiting at a shop for orders it
+    # holds is given others, or another rider takes them; priced on top of the plan's cost so
+    # that a rider is moved only when another use is clearly better, never back and forth
+    switch_cost: int = 0
     seed: int = 0
     deterministic_limit: float = 0.5  # CP-SAT work units: the normal, reproducible stop
     time_limit_s: float = 0.4  # hard wall-clock cap; the greedy plan stands in if it hits
@@ -102,6 +106,10 @@ class QuarterhourPolicy:
             rider_quota_left=snapshot.rider_quota_left,
             extra_order_cost=snapshot.extra_order_cost,
         )
+        if snapshot.order_held_by is not None and self.switch_cost:
+            pairs = _price_switches(
+                pairs, bundles, snapshot.order_held_by, snapshot.n_riders, self.switch_cost
+            )
         pairs = shortlist_pairs(
             pairs,
             bundles,
@@ -356,6 +364,24 @@ def _rider_time_prices(snapshot: Snapshot, own_weight: int, queue_price: int) ->
     speeds_mps = snapshot.speeds_mps[snapshot.rider_modes]
     share = speeds_mps / max(float(speeds_mps.max()), 1e-9)
     return (own_weight + np.rint((queue_price - own_weight) * share)).astype(np.int64)
+
+
+def _price_switches(
+    pairs: Pairs, bundles: Bundles, order_held_by: IntArray, n_riders: int, switch_cost: int
+) -> Pairs:
+    """Each pair's cost plus ``switch_cost`` per hold it breaks: the rider leaves orders it
+    holds out of the bundle, or the bundle takes orders another rider holds."""
+    held = order_held_by[np.maximum(bundles.orders, 0)]
+    held = np.where(bundles.orders >= 0, held, -1)[pairs.bundles]  # (n_pairs, max_stops)
+    riders = pairs.riders[:, None]
+    takes_others = ((held >= 0) & (held != riders)).any(axis=1)
+    holds = np.bincount(order_held_by[order_held_by >= 0], minlength=n_riders)
+    kept = (held == riders).sum(axis=1)
+    leaves_own = kept < holds[pairs.riders]
+    costs = pairs.costs + switch_cost * (takes_others.astype(np.int64) + leaves_own)
+    return Pairs(
+        pairs.bundles, pairs.riders, pairs.leave_s, pairs.arrive_shop_s, pairs.depart_s, costs
+    )
 
 
 def _held_reason(

@@ -75,6 +75,15 @@ class ReadyReveal:
     a scale of one common curve, the shop's scale the geometric mean of its reached prep
     times over the day's, shrunk towards 1 by that many pseudo-orders; the curve is learnt
     from every order's time divided by its shop's scale.
+
+    With ``rebind_at_shop`` a rider that has reached the shop of its committed trip and waits
+    for food not ready yet may change the orders it picks up there (an operating variant the
+    MDRP rules allow): the policy sees it free now at the shop, serving that shop only, and its
+    trip's orders open again. Committed again to the same orders, it keeps its trip; committed
+    to other orders of the shop, or its orders committed to another rider, it gives the trip
+    up: its orders not taken go back to the pool and the ride to the shop stays its move.
+    With ``rebind_other_shops`` it may also be sent from there to another shop's orders while
+    orders queue (more open orders than riders on shift and free soon).
     """
 
     typical_prep_s: int = 0
@@ -83,6 +92,8 @@ class ReadyReveal:
     prior_preps_s: tuple[int, ...] = ()
     prior_weight: float = 0.0
     shop_prior_weight: float = 0.0
+    rebind_at_shop: bool = False
+    rebind_other_shops: bool = False
 
     def shop_scales(
         self, reached_preps_s: np.ndarray, reached_shops: np.ndarray, n_shops: int
@@ -245,9 +256,12 @@ class SimulationResult:
     kpis: dict[str, Any]
     refused_commits: int = 0
     reasons: dict[int, str] = field(default_factory=dict)  # last reason of each open order
-    # ready revealed: trips whose food was not ready before the rider's last departure; the
-    # rider went to the shop and waited there, the orders went back to the open pool
+    # ready revealed: trips given up at the shop before the pickup, because the food was not
+    # ready before the rider's last departure or because the rider waiting there was given
+    # other orders of the shop (``rebound_trips`` of them); the rider went to the shop, the
+    # orders went back to the open pool
     abandoned_trips: list[Trip] = field(default_factory=list)
+    rebound_trips: int = 0
 
 
 @dataclass
@@ -276,6 +290,11 @@ class _World:
         self.reveal = reveal
         self.pending: dict[int, _Pending] = {}  # rider -> its trip waiting for food
         self.abandoned_trips: list[Trip] = []
+        # riders at the shop of their pending trip, shown free there (ReadyReveal.rebind_at_shop)
+        self.rebindable: dict[int, _Pending] = {}
+        # riders that gave a trip up and are still at its shop: (shop, arrived there at)
+        self.at_shop: dict[int, tuple[int, int]] = {}
+        self.rebound_trips = 0
         self.n_trips_made = 0
         self.all_placed_s = np.array([o.placed_s for o in scenario.orders], dtype=np.int64)
         self.all_ready_s = np.array([o.ready_s for o in scenario.orders], dtype=np.int64)
@@ -337,15 +356,53 @@ class _World:
         placed_s = np.array([orders[i].placed_s for i in open_orders], dtype=np.int64)
         ready_s = np.array([orders[i].ready_s for i in open_orders], dtype=np.int64)
         rider_free_s = self.rider_free_s[riders]
+        rider_lats, rider_lons = self.rider_lats[riders], self.rider_lons[riders]
+        rider_serves = self.rider_serves[riders]
+        carried = self.rider_carried[riders]
+        held_by = None
+        self.rebindable = {}
         if reveal is not None:
             survival = self.prep_survival(now_s, reveal)
+            self.forget_ready_pending(now_s, reveal)
+            # riders free soon as the policy can know it: a rider waiting for food not ready
+            # counts by the median of its food's ready time, never by the true one
+            median_free_s = self.shown_free_s(now_s, riders, reveal, survival, 0.5, tick_s)
+            n_active = self.active_riders(now_s, riders, median_free_s)
+            other_shops = reveal.rebind_other_shops and open_orders.size > n_active
             quantile = reveal.quantile
             if quantile is None:
-                quantile = scarcity_quantile(open_orders.size, self.active_riders(now_s, riders))
+                quantile = scarcity_quantile(open_orders.size, n_active)
+            if reveal.rebind_at_shop:
+                self.rebindable = {
+                    r: p
+                    for r, p in self.pending.items()
+                    if p.trip.arrive_shop_s <= now_s and self.rider_last_end_s[r] >= now_s
+                }
+            if self.rebindable:
+                held = [i for p in self.rebindable.values() for i in p.trip.orders]
+                open_orders = np.sort(np.concatenate([open_orders, held])).astype(np.int64)
+                placed_s = self.all_placed_s[open_orders]
+                ready_s = self.all_ready_s[open_orders]
             shops = self.order_shops[open_orders]
             estimate_s = reveal.estimates_s(placed_s, now_s, tick_s, survival, quantile, shops)
             ready_s = np.where(ready_s + reveal.offset_s <= now_s, ready_s, estimate_s)
             rider_free_s = self.shown_free_s(now_s, riders, reveal, survival, quantile, tick_s)
+            if self.rebindable:
+                rider_lats, rider_lons = rider_lats.copy(), rider_lons.copy()
+                rider_serves, carried = rider_serves.copy(), carried.copy()
+                held_by = np.full(open_orders.size, -1, dtype=np.int64)
+                for k, rider in enumerate(riders.tolist()):
+                    pending = self.rebindable.get(rider)
+                    if pending is None:
+                        continue
+                    shop = self.scenario.shops[pending.trip.shop]
+                    rider_free_s[k] = now_s
+                    rider_lats[k], rider_lons[k] = shop.lat, shop.lon
+                    if not other_shops:
+                        rider_serves[k] = False
+                        rider_serves[k, pending.trip.shop] = True
+                    carried[k] -= len(pending.trip.orders)
+                    held_by[np.searchsorted(open_orders, pending.trip.orders)] = k
         return Snapshot(
             now_s=now_s,
             detour=rules.detour,
@@ -367,10 +424,10 @@ class _World:
             rider_capacities=np.array(
                 [self.scenario.riders[i].capacity for i in riders], dtype=np.int64
             ),
-            rider_lats=self.rider_lats[riders],
-            rider_lons=self.rider_lons[riders],
+            rider_lats=rider_lats,
+            rider_lons=rider_lons,
             rider_free_s=rider_free_s,
-            rider_serves=self.rider_serves[riders],
+            rider_serves=rider_serves,
             rider_shift_starts_s=self.shift_starts_s[riders],
             rider_shift_ends_s=self.shift_ends_s[riders],
             metric=self.metric.metric,
@@ -381,9 +438,10 @@ class _World:
                 now_s,
                 self.shift_starts_s[riders],
                 self.shift_ends_s[riders],
-                self.rider_carried[riders],
+                carried,
             ),
             extra_order_cost=0 if self.pay is None else self.pay.extra_order_cost,
+            order_held_by=held_by,
         )
 
     def prep_survival(self, now_s: int, reveal: ReadyReveal) -> PrepSurvival:
@@ -400,16 +458,21 @@ class _World:
             len(self.scenario.shops),
         )
 
-    def active_riders(self, now_s: int, riders: np.ndarray) -> int:
-        """Riders on shift and free soon, counted as the policy counts them (its queue rule)."""
+    def active_riders(self, now_s: int, riders: np.ndarray, free_s: np.ndarray) -> int:
+        """Riders on shift and free soon (at ``free_s``), counted as the policy counts them
+        (its queue rule)."""
         return int(
             riders_active(
-                now_s,
-                self.rider_free_s[riders],
-                self.shift_starts_s[riders],
-                self.shift_ends_s[riders],
+                now_s, free_s, self.shift_starts_s[riders], self.shift_ends_s[riders]
             ).sum()
         )
+
+    def forget_ready_pending(self, now_s: int, reveal: ReadyReveal) -> None:
+        """Trips whose food is all ready stop waiting: the policy sees the truth from now."""
+        for rider, pending in list(self.pending.items()):
+            ready_s = int(self.all_ready_s[pending.trip.orders].max())
+            if ready_s + reveal.offset_s <= now_s and pending.release_s is None:
+                del self.pending[rider]
 
     def shown_free_s(
         self,
@@ -430,9 +493,6 @@ class _World:
             trip = pending.trip
             bundle = np.array(trip.orders, dtype=np.int64)
             true_s = self.all_ready_s[bundle]
-            if int(true_s.max()) + reveal.offset_s <= now_s and pending.release_s is None:
-                del self.pending[rider]  # all ready: the policy sees the truth from now
-                continue
             guess_s = reveal.estimates_s(
                 self.all_placed_s[bundle],
                 now_s,
@@ -452,20 +512,26 @@ class _World:
         for rider, pending in list(self.pending.items()):
             if pending.release_s is None or pending.release_s > now_s:
                 continue
-            del self.pending[rider]
-            trip = pending.trip
-            for i in trip.orders:
-                self.order_state[i] = OPEN
-                self.order_riders[i] = -1
-                self.order_trips[i] = ""
-                self.assigned_s[i] = self.depart_s[i] = self.delivered_s[i] = NO_TIME
-            shop = self.scenario.shops[trip.shop]
-            self.rider_lats[rider], self.rider_lons[rider] = shop.lat, shop.lon
-            self.rider_free_s[rider] = pending.release_s
-            self.rider_carried[rider] -= len(trip.orders)
-            self.distance_m -= pending.drop_distance_m
-            self.trips.remove(trip)
-            self.abandoned_trips.append(trip)
+            self.give_up(rider, pending.release_s)
+
+    def give_up(self, rider: int, free_s: int) -> None:
+        """The rider gives its pending trip up at the shop: the orders reopen, the ride to the
+        shop stays its move, and it is free there at ``free_s``."""
+        pending = self.pending.pop(rider)
+        trip = pending.trip
+        for i in trip.orders:
+            self.order_state[i] = OPEN
+            self.order_riders[i] = -1
+            self.order_trips[i] = ""
+            self.assigned_s[i] = self.depart_s[i] = self.delivered_s[i] = NO_TIME
+        shop = self.scenario.shops[trip.shop]
+        self.rider_lats[rider], self.rider_lons[rider] = shop.lat, shop.lon
+        self.rider_free_s[rider] = free_s
+        self.rider_carried[rider] -= len(trip.orders)
+        self.distance_m -= pending.drop_distance_m
+        self.trips.remove(trip)
+        self.abandoned_trips.append(trip)
+        self.at_shop[rider] = (trip.shop, trip.arrive_shop_s)
 
     def commit(self, now_s: int, rider: int, order_list: list[int]) -> bool:
         """Execute a committed trip by the rules; refuse it (False) if it breaks one."""
@@ -489,6 +555,11 @@ class _World:
         arrive_shop_s = leave_s + self.travel(
             self.rider_lats[rider], self.rider_lons[rider], shop_rec.lat, shop_rec.lon, mode
         )
+        at_shop = self.at_shop.get(rider)
+        if at_shop is not None and at_shop[0] == shop and self.reveal is not None:
+            # still at the shop since at_shop[1], told now: it picks up no earlier than now,
+            # the part of the pickup service before the ready time already served
+            arrive_shop_s = max(at_shop[1], now_s - self.reveal.offset_s)
         earliest_s = max(arrive_shop_s, max(orders[i].ready_s for i in order_list))
         depart_s = int(
             depart_within_shift(
@@ -506,6 +577,7 @@ class _World:
                 return False
             depart_s = earliest_s + self.scenario.travel.pickup_s
         self.pending.pop(rider, None)
+        self.at_shop.pop(rider, None)
         self.n_trips_made += 1
         trip = Trip(
             f"t{self.n_trips_made}", rider, shop, list(order_list), now_s, arrive_shop_s, depart_s
@@ -568,10 +640,29 @@ class _World:
                 continue
             rider = int(snapshot.rider_keys[trip.rider])
             order_list = [int(snapshot.order_keys[i]) for i in trip.orders]
-            if rider in used_riders or not self.commit(now_s, rider, order_list):
+            if rider in used_riders:
+                self.refused_commits += 1
+                continue
+            held = self.rebindable.get(rider)
+            if held is not None and sorted(held.trip.orders) == sorted(order_list):
+                used_riders.add(rider)  # the same orders again: the rider keeps its trip
+                continue
+            self.rebind(now_s, rider, order_list)
+            if not self.commit(now_s, rider, order_list):
                 self.refused_commits += 1
                 continue
             used_riders.add(rider)
+
+    def rebind(self, now_s: int, rider: int, order_list: list[int]) -> None:
+        """Riders waiting at a shop that a commit changes give their trips up: the rider itself
+        and those whose orders it takes (ReadyReveal.rebind_at_shop)."""
+        taken = set(order_list)
+        for other, pending in list(self.rebindable.items()):
+            if self.pending.get(other) is not pending:
+                continue
+            if other == rider or taken.intersection(pending.trip.orders):
+                self.give_up(other, now_s)
+                self.rebound_trips += 1
 
 
 def simulate(
@@ -674,6 +765,7 @@ def _result(
         world.refused_commits,
         open_reasons,
         world.abandoned_trips,
+        world.rebound_trips,
     )
 
 

@@ -57,6 +57,9 @@ class Snapshot:
     # carry within its guarantee (None: no such pay rule) and the cost of each order beyond
     rider_quota_left: IntArray | None = None
     extra_order_cost: int = 0
+    # orders a rider already at their shop holds (a committed trip it may still change, see
+    # router.simulate.ReadyReveal.rebind_at_shop): the holding rider's index, -1 for none
+    order_held_by: IntArray | None = None
 
     @property
     def n_orders(self) -> int:

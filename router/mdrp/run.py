@@ -63,7 +63,8 @@ def run_instance(
         tick_ms=result.kpis["tick_ms"],
         ticks=result.kpis["ticks"],
         refused_commits=result.refused_commits,
-        abandoned_trips=len(result.abandoned_trips),
+        abandoned_trips=len(result.abandoned_trips) - result.rebound_trips,
+        rebound_trips=result.rebound_trips,
         wall_s=wall_s,
     )
     (Path(out_dir) / "kpis.json").write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")

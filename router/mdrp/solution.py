@@ -66,8 +66,9 @@ def to_solution(instance: MdrpInstance, result: SimulationResult) -> MdrpSolutio
     orders = instance.orders
     solution = MdrpSolution()
     by_courier: dict[int, list[Move]] = {}
-    # trips given up for food not ready in time (ready revealed) are only the ride to the
-    # restaurant; each courier's trips in the order they were committed
+    # trips given up at the restaurant (ready revealed: food not ready in time, or the courier
+    # waiting there given other orders) are only the ride to it; a courier's next trip from
+    # the restaurant it waited at needs no move. Each courier's trips in the order committed
     abandoned = {id(trip) for trip in result.abandoned_trips}
     all_trips = sorted(
         [*result.trips, *result.abandoned_trips], key=lambda t: (t.assigned_s, int(t.trip_id[1:]))
@@ -78,11 +79,15 @@ def to_solution(instance: MdrpInstance, result: SimulationResult) -> MdrpSolutio
         restaurant = orders[trip.orders[0]].restaurant
         moves = by_courier.setdefault(trip.rider, [])
         origin = moves[-1].destination if moves else "0"
-        here = (courier.x_m, courier.y_m) if origin == "0" else drops[origin]
-        to_shop_min = instance.travel_min(here, restaurants[restaurant])
-        leave_min = _minutes(trip.arrive_shop_s) - to_shop_min
-        moves.append(Move(courier.id, leave_min, origin, restaurant))
-        driving = to_shop_min
+        driving = 0
+        if origin != restaurant:
+            if origin == "0":
+                here = (courier.x_m, courier.y_m)
+            else:
+                here = restaurants[origin] if origin in restaurants else drops[origin]
+            driving = instance.travel_min(here, restaurants[restaurant])
+            leave_min = _minutes(trip.arrive_shop_s) - driving
+            moves.append(Move(courier.id, leave_min, origin, restaurant))
         if id(trip) in abandoned:
             solution.driving_min[courier.id] = solution.driving_min.get(courier.id, 0) + driving
             continue

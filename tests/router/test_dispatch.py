@@ -477,3 +477,24 @@ def test_a_lone_rider_runs_the_ready_order_while_the_batch_cooks() -> None:
     assert (sorted(second.orders.tolist()), second.committed) == ([1, 2], False)
     assert second.leave_s == first.delivered_s[-1]
     assert decision.reasons[1].startswith(("no rider free until", "not ready until"))
+
+
+def test_breaking_a_hold_costs_the_switch_price() -> None:
+    """A pair costs ``switch_cost`` more per hold it breaks (the rider leaves orders it holds
+    out, or takes orders another rider holds); keeping or adding to its own costs nothing."""
+    from router.assign import Pairs
+    from router.bundles import Bundles
+    from router.dispatch import _price_switches
+
+    def ints(*values: int) -> np.ndarray:
+        return np.array(values, dtype=np.int64)
+
+    orders = np.array([[0, -1], [1, -1], [0, 1]], dtype=np.int64)  # {0}, {1}, {0, 1}
+    zeros = np.zeros((3, 1, 2), dtype=np.int64)
+    bundles = Bundles(
+        orders, ints(1, 1, 2), ints(0, 0, 0), ints(1, 1, 2), ints(0, 0, 0), zeros, zeros
+    )
+    pair_bundles, pair_riders = ints(0, 1, 2, 0, 1, 2), ints(0, 0, 0, 1, 1, 1)
+    pairs = Pairs(pair_bundles, pair_riders, *(ints(0, 0, 0, 0, 0, 0),) * 3, ints(5, 5, 5, 5, 5, 5))
+    priced = _price_switches(pairs, bundles, ints(0, -1), 2, 100)  # rider 0 holds order 0
+    assert priced.costs.tolist() == [5, 105, 5, 105, 5, 105]

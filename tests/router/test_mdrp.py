@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.dispatch import QuarterhourPolicy
-from router.mdrp.adapter import mdrp_metric, mdrp_policy, ready_reveal, to_scenario
+from router.mdrp.adapter import mdrp_metric, mdrp_policy, ready_reveal, rider_pay, to_scenario
 from router.mdrp.instance import MdrpError, MdrpInstance, read_instance, travel_min
 from router.mdrp.run import run_instance
-from router.mdrp.solution import to_solution
+from router.mdrp.solution import to_solution, write_solution
 from router.simulate import ReadyReveal, scarcity_quantile, simulate
-from router.snapshot import Decision, Snapshot
+from router.snapshot import Decision, PlannedTrip, Snapshot
 from router.travel import TravelMetric, distance_matrix_m, travel_s_matrices
 from tests.mdrp_checker import check_mdrp
 
@@ -334,3 +334,98 @@ def test_cli_writes_the_evaluator_files(tmp_path: Path, capsys: pytest.CaptureFi
     ]
     assert main(["mdrp", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+class _Script:
+    """Commits courier 0 to the given orders at the given minutes; records what it is shown."""
+
+    name = "script"
+
+    def __init__(self, plan: dict[int, list[int]]) -> None:
+        self.plan = plan  # minute -> order indices of the scenario
+        self.seen: dict[int, Snapshot] = {}
+
+    def decide(self, snapshot: Snapshot) -> Decision:
+        self.seen[snapshot.now_s // 60] = snapshot
+        keys = snapshot.order_keys.tolist()
+        wanted = self.plan.get(snapshot.now_s // 60, [])
+        if not wanted or not set(wanted) <= set(keys) or 0 not in snapshot.rider_keys:
+            return Decision()
+        index = np.array([keys.index(o) for o in wanted], dtype=np.int64)
+        now_s = snapshot.now_s
+        trip = PlannedTrip(
+            0, int(snapshot.order_shops[index[0]]), index, now_s, now_s, now_s, index * 0, True
+        )
+        return Decision(trips=[trip])
+
+
+def test_courier_waiting_at_the_restaurant_takes_a_ready_order_of_it(tmp_path: Path) -> None:
+    """Ready revealed: a courier waiting for food not ready is shown free at the restaurant
+    with its order open again; sent for another order of it that is ready, it picks that up
+    at once, the first order goes back to the pool, and the solution passes the checker."""
+    folder = write_instance(
+        tmp_path / "rebind",
+        [("o1", 640, 960, 0, "r1", 30), ("o2", 640, -960, 5, "r1", 8)],
+        [("c1", 0, 0, 0, 100)],
+        [("r1", 640, 0)],
+    )
+    instance = read_instance(folder)
+    script = _Script({0: [0], 9: [1], 40: [0]})
+    result = simulate(
+        to_scenario(instance),
+        script,
+        tick_s=60,
+        metric=mdrp_metric(),
+        ready_reveal=ready_reveal(instance),
+        pay=rider_pay(instance),
+    )
+    waiting = script.seen[9]  # at the restaurant since minute 2, o1 not ready until 30
+    assert waiting.order_keys.tolist() == [0, 1]
+    assert int(waiting.rider_free_s[0]) == 9 * 60
+    assert (waiting.rider_lats[0], waiting.rider_lons[0]) == (0.0, 640.0)
+    assert result.rebound_trips == 1
+    solution = to_solution(instance, result)
+    assert solution.pickup_min == {"o2": 9, "o1": 45}  # o1: from o2's diner, 3 min
+    assert [(a.assignment_min, a.orders) for a in solution.assignments] == [
+        (9, ("o2",)),
+        (40, ("o1",)),
+    ]
+    write_solution(instance, solution, tmp_path / "out")
+    assert check_mdrp(folder, tmp_path / "out").violations == []
+
+
+def test_waiting_courier_serves_other_restaurants_only_while_orders_queue(tmp_path: Path) -> None:
+    """A courier waiting at a restaurant is shown serving it alone while couriers are enough,
+    every restaurant once more orders are open than couriers; sent to another restaurant, it
+    rides there from where it waited and the solution passes the checker."""
+    folder = write_instance(
+        tmp_path / "queue",
+        [
+            ("o1", 640, 960, 0, "r1", 40),
+            ("o2", -640, 640, 5, "r2", 6),
+            ("o3", -640, 960, 7, "r2", 8),
+        ],
+        [("c1", 0, 0, 0, 100)],
+        [("r1", 640, 0), ("r2", 0, 640)],
+    )
+    instance = read_instance(folder)
+    script = _Script({0: [0], 9: [1]})
+    result = simulate(
+        to_scenario(instance),
+        script,
+        tick_s=60,
+        metric=mdrp_metric(),
+        ready_reveal=ready_reveal(instance),
+        pay=rider_pay(instance),
+    )
+    assert script.seen[6].rider_serves[0].tolist() == [True, False]  # o2 open, one courier
+    assert script.seen[8].rider_serves[0].tolist() == [True, True]  # o2 and o3 open
+    assert result.rebound_trips == 1
+    solution = to_solution(instance, result)
+    assert [(m.origin, m.destination) for m in solution.moves][:3] == [
+        ("0", "r1"),
+        ("r1", "r2"),
+        ("r2", "o2"),
+    ]
+    write_solution(instance, solution, tmp_path / "out")
+    assert check_mdrp(folder, tmp_path / "out").violations == []
