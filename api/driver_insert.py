@@ -42,9 +42,22 @@ class DriverInsert:
             return
         names = tuple(rows[0])
         sql, processors = self._prepare(connection, names)
+        # A value object seen before in this call is converted once: the rows of an intake
+        # batch share their times (placing, update and often ready time are one object) and
+        # their shop's id. By identity, the objects all alive in ``rows`` meanwhile.
+        seen: dict[tuple[int, int], Any] = {}
+
+        def convert(process: Processor, value: Any) -> Any:
+            if process is None:
+                return value
+            key = (id(process), id(value))
+            if key not in seen:
+                seen[key] = process(value)
+            return seen[key]
+
         converted = [
             tuple(
-                value if process is None else process(value)
+                convert(process, value)
                 for process, value in zip(processors, (row[name] for name in names), strict=True)
             )
             for row in rows
