@@ -15,7 +15,7 @@ from router.mdrp.adapter import mdrp_metric, mdrp_policy, ready_reveal, rider_pa
 from router.mdrp.instance import MdrpError, MdrpInstance, read_instance, travel_min
 from router.mdrp.run import run_instance
 from router.mdrp.solution import to_solution, write_solution
-from router.simulate import ReadyReveal, scarcity_quantile, simulate
+from router.simulate import ReadyReveal, SimulationResult, scarcity_quantile, simulate
 from router.snapshot import Decision, PlannedTrip, Snapshot
 from router.travel import TravelMetric, distance_matrix_m, travel_s_matrices
 from tests.mdrp_checker import check_mdrp
@@ -359,6 +359,18 @@ class _Script:
         return Decision(trips=[trip])
 
 
+def _play_revealed(instance: MdrpInstance, script: _Script) -> SimulationResult:
+    """The instance's day, ready revealed, with the scripted commits of ``script``."""
+    return simulate(
+        to_scenario(instance),
+        script,
+        tick_s=60,
+        metric=mdrp_metric(),
+        ready_reveal=ready_reveal(instance),
+        pay=rider_pay(instance),
+    )
+
+
 def test_courier_waiting_at_the_restaurant_takes_a_ready_order_of_it(tmp_path: Path) -> None:
     """Ready revealed: a courier waiting for food not ready is shown free at the restaurant
     with its order open again; sent for another order of it that is ready, it picks that up
@@ -371,14 +383,7 @@ def test_courier_waiting_at_the_restaurant_takes_a_ready_order_of_it(tmp_path: P
     )
     instance = read_instance(folder)
     script = _Script({0: [0], 9: [1], 40: [0]})
-    result = simulate(
-        to_scenario(instance),
-        script,
-        tick_s=60,
-        metric=mdrp_metric(),
-        ready_reveal=ready_reveal(instance),
-        pay=rider_pay(instance),
-    )
+    result = _play_revealed(instance, script)
     waiting = script.seen[9]  # at the restaurant since minute 2, o1 not ready until 30
     assert waiting.order_keys.tolist() == [0, 1]
     assert int(waiting.rider_free_s[0]) == 9 * 60
@@ -410,14 +415,7 @@ def test_waiting_courier_serves_other_restaurants_only_while_orders_queue(tmp_pa
     )
     instance = read_instance(folder)
     script = _Script({0: [0], 9: [1]})
-    result = simulate(
-        to_scenario(instance),
-        script,
-        tick_s=60,
-        metric=mdrp_metric(),
-        ready_reveal=ready_reveal(instance),
-        pay=rider_pay(instance),
-    )
+    result = _play_revealed(instance, script)
     assert script.seen[6].rider_serves[0].tolist() == [True, False]  # o2 open, one courier
     assert script.seen[8].rider_serves[0].tolist() == [True, True]  # o2 and o3 open
     assert result.rebound_trips == 1
