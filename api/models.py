@@ -574,7 +574,8 @@ class OrderEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: uuid.UUID = Field(foreign_key="orders.id", index=True)
-    shop_id: uuid.UUID = Field(foreign_key="shops.id", index=True)
+    # No index: events are read by order (migration 0008).
+    shop_id: uuid.UUID = Field(foreign_key="shops.id")
     kind: str = Field(max_length=32)
     status: str = Field(max_length=16)
     at: datetime = Field(sa_type=UTCDateTime())

@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ratio-users",
         type=int,
         nargs="+",
-        default=[16, 64],
+        default=[16, 64, 128],
         help="closed-loop users of the intake ratio; each server's peak over these counts",
     )
     parser.add_argument("--ratio-rounds", type=int, default=2)

@@ -80,3 +80,18 @@ def test_postgresql_engine_needs_no_sqlite_hooks() -> None:
     assert engine.dialect.name == "postgresql"
     assert engine.dialect.driver == "psycopg"
     assert writer(engine) is engine
+
+
+def test_the_sqlite_pool_hands_out_the_last_connection_returned(tmp_path: Path) -> None:
+    """Last in, first out: one writer after another reuses the same connection, whose page
+    cache is still good, instead of the one returned longest ago (first in, first out)."""
+    engine = sqlite_engine(tmp_path)
+    first, second = engine.connect(), engine.connect()
+    first_dbapi = first.connection.dbapi_connection
+    assert first_dbapi is not second.connection.dbapi_connection
+    second.close()
+    first.close()  # returned last
+    for _ in range(3):
+        with engine.connect() as again:
+            assert again.connection.dbapi_connection is first_dbapi
+    engine.dispose()
