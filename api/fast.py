@@ -43,6 +43,7 @@ from starlette.types import Receive, Scope, Send
 from api import trip_read
 from api.db import run_read
 from api.deps import engine_of, get_current_shop_read, group_commit_of, now_of
+from api.driver_select import DriverSelect
 from api.errors import not_found, replaying
 from api.intake import ORDER_BY_ID
 from api.models import OrderPublic, Shop
@@ -147,12 +148,15 @@ async def create_order(call: Call, route: APIRoute) -> Response:
     return await take_intake(call.request, shop, order_in, key)
 
 
+# ``GET /v1/orders/{id}``'s one read, by the driver on SQLite (``api.driver_select``)
+ORDER_READ = DriverSelect(ORDER_BY_ID)
+
+
 def _order_public(engine: Engine, shop: Shop, order_id: uuid.UUID) -> OrderPublic:
-    with engine.connect() as connection:
-        row = connection.execute(ORDER_BY_ID, {"order_id": order_id}).mappings().first()
+    row = ORDER_READ.first(engine, {"order_id": order_id})
     if row is None or row["shop_id"] != shop.id:
         raise not_found("order")
-    return OrderPublic.model_validate(dict(row))
+    return OrderPublic.model_validate(row)
 
 
 async def read_order(call: Call, route: APIRoute) -> BaseModel:
