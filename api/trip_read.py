@@ -12,9 +12,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, literal, select
 from sqlmodel import SQLModel
 
+from api.driver_select import DriverSelect
 from api.errors import AppError, not_found
 from api.models import (
     Order,
@@ -48,7 +49,9 @@ TRIP_WITH_SHOP = select(
 # ``api.trips.active_trip``: the oldest committed or picked-up trip of the rider.
 ACTIVE_TRIP = (
     TRIP_WITH_SHOP.where(
-        TRIPS.c.rider_id == bindparam("rider_id"), TRIPS.c.status.in_(ACTIVE_TRIP_VALUES)
+        TRIPS.c.rider_id == bindparam("rider_id"),
+        # its items as values of the statement, not an expanding list (``api.driver_select``)
+        TRIPS.c.status.in_([literal(status) for status in ACTIVE_TRIP_VALUES]),
     )
     .order_by(TRIPS.c.assigned_at, TRIPS.c.id)
     .limit(1)
@@ -74,21 +77,28 @@ STOPS = (
 )
 
 
+# The reads by the driver on SQLite (``api.driver_select``), in the connection's transaction.
+SERVES_READ = DriverSelect(SERVES)
+ACTIVE_TRIP_READ = DriverSelect(ACTIVE_TRIP)
+TRIP_BY_ID_READ = DriverSelect(TRIP_BY_ID)
+STOPS_READ = DriverSelect(STOPS)
+
+
 def read_rider_trip(connection: Connection, shop_id: uuid.UUID, rider_id: uuid.UUID) -> TripPublic:
     """The active trip of rider ``rider_id`` for shop ``shop_id``: 404 ``not_found`` when the
     rider does not serve the shop, 404 ``no_trip`` when it has no committed or picked-up trip,
     or its oldest is another shop's."""
-    if connection.execute(SERVES, {"rider_id": rider_id, "shop_id": shop_id}).first() is None:
+    if not SERVES_READ.rows(connection, {"rider_id": rider_id, "shop_id": shop_id}):
         raise not_found("rider")
-    trip = connection.execute(ACTIVE_TRIP, {"rider_id": rider_id}).mappings().first()
-    if trip is None or trip["shop_id"] != shop_id:
+    trips = ACTIVE_TRIP_READ.rows(connection, {"rider_id": rider_id})
+    if not trips or trips[0]["shop_id"] != shop_id:
         raise AppError(404, "no_trip", "the rider has no committed trip")
-    return _trip_public(connection, trip)
+    return _trip_public(connection, trips[0])
 
 
 def read_trip(connection: Connection, trip_id: uuid.UUID) -> TripPublic:
     """``api.trips.trip_public`` of trip ``trip_id`` (which must exist), in Core."""
-    trip = connection.execute(TRIP_BY_ID, {"trip_id": trip_id}).mappings().one()
+    (trip,) = TRIP_BY_ID_READ.rows(connection, {"trip_id": trip_id})
     return _trip_public(connection, trip)
 
 
@@ -98,7 +108,7 @@ def _trip_public(connection: Connection, trip: Any) -> TripPublic:
         TripStopPublic.model_validate(
             {**stop, "order_id": stop["id"], "eta_at": stop["eta_at"] or stop["stop_eta_at"]}
         )
-        for stop in connection.execute(STOPS, {"trip_id": trip["id"]}).mappings()
+        for stop in STOPS_READ.rows(connection, {"trip_id": trip["id"]})
     ]
     shop = TripShopPublic(
         id=trip["shop_id"], name=trip["shop_name"], lat=trip["shop_lat"], lon=trip["shop_lon"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, Select, bindparam, select
+from sqlalchemy import Engine, Select, bindparam, literal, select, update
 
 from api.driver_select import DriverSelect
 from api.intake import ORDER_BY_ID, ORDERS
@@ -65,3 +66,45 @@ def test_labels_and_several_parameters_are_read_by_name(
     assert ours == _core_row(engine, statement, params)
     assert ours is not None and list(ours) == ["when", "dropoff_lat", "trip_id"]
     assert ours["trip_id"] is None
+
+
+def test_rows_with_literals_a_limit_and_the_connections_transaction(
+    client: TestClient, shop: ShopHandle, engine: Engine
+) -> None:
+    """``rows`` reads in the connection's transaction (its own uncommitted change is seen),
+    with the statement's own values (an IN list of literals, a LIMIT) bound in place."""
+    for number in range(3):
+        body = order_body(external_id=f"rows-{number}")
+        assert client.post("/v1/orders", json=body, headers=shop.headers).status_code == 201
+    statement = (
+        select(ORDERS.c.external_id)
+        .where(
+            ORDERS.c.shop_id == bindparam("shop_id"),
+            ORDERS.c.external_id.in_([literal("rows-0"), literal("rows-2"), literal("new")]),
+        )
+        .order_by(ORDERS.c.external_id.desc())
+        .limit(2)
+    )
+    params = {"shop_id": uuid.UUID(shop.id)}
+    with engine.connect() as connection:
+        assert DriverSelect(statement).rows(connection, params) == [
+            {"external_id": "rows-2"},
+            {"external_id": "rows-0"},
+        ]
+    with engine.connect() as connection:
+        connection.execute(
+            update(ORDERS).where(ORDERS.c.external_id == "rows-2").values(external_id="new")
+        )
+        assert DriverSelect(statement).rows(connection, params) == [
+            {"external_id": "rows-0"},
+            {"external_id": "new"},
+        ]
+        connection.rollback()
+
+
+def test_an_expanding_in_list_is_refused(engine: Engine) -> None:
+    statement = select(ORDERS.c.id).where(ORDERS.c.status.in_(["pending", "assigned"]))
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite reads by the driver; Core runs the statement as it is")
+    with pytest.raises(ValueError, match="positional"), engine.connect() as connection:
+        DriverSelect(statement).rows(connection, {})
