@@ -32,7 +32,7 @@ bench-vrp: $(STAMP)  # the ortools-vrp baseline on a dark-store and a circle day
 bench-mdrp: $(STAMP)  # every Grubhub MDRP instance present, ready known and revealed, 2 cores
 	$(BIN)/python -m bench.mdrp
 
-load: $(STAMP)  # the service under locust for 60 s, then its intake against bare FastAPI: ~4 min
+load: $(STAMP)  # the service under locust for 60 s, then its intake against bare FastAPI: ~5 min
 	$(BIN)/python -m bench.load
 
 lint: $(STAMP)
