@@ -31,6 +31,12 @@ SQLITE_DATETIME_CHARS = 26
 Processor = Callable[[Any], Any] | None
 
 
+def by_driver(dialect: Dialect) -> bool:
+    """Whether the hot statements run on the driver's own cursor (SQLite, ``?`` parameters);
+    elsewhere Core runs them (here and in ``api.driver_select``)."""
+    return dialect.name == "sqlite" and dialect.paramstyle == "qmark"
+
+
 def converted(values: list[Any], process: Processor, done: dict[int, Any]) -> list[Any]:
     """One column's ``values`` through its bind ``process``, each distinct value object once.
     ``done`` (value's id -> converted) is shared by the columns of one ``process`` in a call:
@@ -69,8 +75,7 @@ class DriverInsert:
         """Insert ``rows`` (not committed)."""
         if not rows:
             return
-        dialect = connection.dialect
-        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+        if not by_driver(connection.dialect):
             connection.execute(self.statement, list(rows))
             return
         names = tuple(rows[0])

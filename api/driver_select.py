@@ -15,12 +15,13 @@ before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Engine, Select
 
-Processor = Callable[[Any], Any] | None
+from api.driver_insert import Processor, by_driver
+
 # A parameter: its name, its bind processor, its value when the statement holds one (a literal
 # such as a LIMIT or an IN list's items)
 Bind = tuple[str, Processor, Any]
@@ -37,12 +38,11 @@ class DriverSelect:
 
     def first(self, engine: Engine, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row of the statement's result for ``params``, by column name, or ``None``."""
-        dialect = engine.dialect
-        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+        if not by_driver(engine.dialect):
             with engine.connect() as connection:
                 row = connection.execute(self.statement, dict(params)).mappings().first()
             return dict(row) if row is not None else None
-        sql, binds, columns = self._prepare(dialect)
+        sql, binds, columns = self._prepare(engine.dialect)
         raw = engine.raw_connection()
         try:
             cursor = raw.cursor()
@@ -59,14 +59,13 @@ class DriverSelect:
         """Every row of the statement's result for ``params``, by column name, read in
         ``connection``'s transaction (begun here if none is: a deferred ``BEGIN`` on SQLite,
         so that several reads see one snapshot)."""
-        dialect = connection.dialect
-        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+        if not by_driver(connection.dialect):
             return [
                 dict(row) for row in connection.execute(self.statement, dict(params)).mappings()
             ]
         if not connection.in_transaction():
             connection.begin()
-        sql, binds, columns = self._prepare(dialect)
+        sql, binds, columns = self._prepare(connection.dialect)
         cursor = connection.connection.cursor()
         try:
             cursor.execute(sql, _bound(binds, params))
@@ -94,8 +93,8 @@ class DriverSelect:
                 )
                 for column in self.statement.selected_columns
             ]
-            self._prepared[dialect.name] = (str(compiled), binds, columns)
-            return str(compiled), binds, columns
+            prepared = (str(compiled), binds, columns)
+            self._prepared[dialect.name] = prepared
         return prepared
 
 
