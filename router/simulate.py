@@ -182,6 +182,24 @@ class ReadyReveal:
 
 
 @dataclass(frozen=True)
+class Relocate:
+    """Idle riders sent ahead to a shop (an operating variant the MDRP rules allow).
+
+    A rider with nothing to do (free, no trip committed or planned, on shift, not at a shop)
+    rides to the shop within ``reach_s`` where the most orders were placed in the last
+    ``window_s`` less the riders already there or riding there (ties: the nearest; none in
+    reach: the nearest shop), learnt only from the orders placed so far. It leaves when the
+    policy has decided the tick; until it arrives it cannot be sent elsewhere (the policy sees
+    it free at the shop at its arrival). No move when it would arrive less than ``min_left_s``
+    before its shift ends.
+    """
+
+    window_s: int = 1800
+    reach_s: int = 600
+    min_left_s: int = 900
+
+
+@dataclass(frozen=True)
 class PrepSurvival:
     """Prep times as a survival curve: ``alive[k]``, the share not ready by ``preps_s[k]``."""
 
@@ -262,6 +280,8 @@ class SimulationResult:
     # orders went back to the open pool
     abandoned_trips: list[Trip] = field(default_factory=list)
     rebound_trips: int = 0
+    # idle riders sent ahead to a shop (``Relocate``): rides without orders
+    relocations: list[Trip] = field(default_factory=list)
 
 
 @dataclass
@@ -283,8 +303,11 @@ class _World:
         metric: TravelMetric = DEFAULT_METRIC,
         pay: RiderPay | None = None,
         reveal: ReadyReveal | None = None,
+        relocation: Relocate | None = None,
     ) -> None:
         self.scenario = scenario
+        self.relocation = relocation
+        self.relocations: list[Trip] = []
         self.metric = metric
         self.pay = pay
         self.reveal = reveal
@@ -506,6 +529,58 @@ class _World:
             free_s[k] = depart_s + pending.legs_s
         return free_s
 
+    def relocate(self, now_s: int, planned: set[int]) -> None:
+        """Idle riders ride ahead to a shop where orders are being placed (``Relocate``)."""
+        rules = self.relocation
+        if rules is None:
+            return
+        shops = self.scenario.shops
+        recent = (
+            (self.order_state != PENDING)
+            & (self.order_state != REJECTED)
+            & (self.all_placed_s > now_s - rules.window_s)
+        )
+        score = np.bincount(self.order_shops[recent], minlength=len(shops)).astype(np.int64)
+        for shop, _ in self.at_shop.values():
+            score[shop] -= 1
+        for rider in np.flatnonzero(self.rider_free_s <= now_s).tolist():
+            if rider in planned or rider in self.pending or rider in self.at_shop:
+                continue
+            starts_s, ends_s = self.shift_starts_s[rider], self.shift_ends_s[rider]
+            if depart_within_shift(now_s, starts_s, ends_s) != now_s:
+                continue  # off shift now
+            lat, lon = self.rider_lats[rider], self.rider_lons[rider]
+            mode = int(self.rider_modes[rider])
+            served = np.flatnonzero(self.rider_serves[rider])
+            if not served.size:
+                continue
+            ride_s = np.array(
+                [self.travel(lat, lon, shops[k].lat, shops[k].lon, mode) for k in served.tolist()],
+                dtype=np.int64,
+            )
+            near = ride_s <= rules.reach_s
+            if near.any():
+                # most recent orders less riders there, then the nearest
+                pick = int(np.lexsort((ride_s[near], -score[served[near]]))[0])
+                shop, travel_s = int(served[near][pick]), int(ride_s[near][pick])
+            else:
+                pick = int(np.argmin(ride_s))
+                shop, travel_s = int(served[pick]), int(ride_s[pick])
+            arrive_s = now_s + travel_s
+            if arrive_s > int(self.rider_last_end_s[rider]) - rules.min_left_s:
+                continue
+            score[shop] -= 1
+            self.at_shop[rider] = (shop, arrive_s)
+            if travel_s == 0:
+                continue  # already there: no move
+            rec = shops[shop]
+            self.distance_m += self.distance(lat, lon, rec.lat, rec.lon)
+            self.rider_lats[rider], self.rider_lons[rider] = rec.lat, rec.lon
+            self.rider_free_s[rider] = arrive_s
+            self.relocations.append(
+                Trip(f"m{len(self.relocations) + 1}", rider, shop, [], now_s, arrive_s, arrive_s)
+            )
+
     def release_abandoned(self, now_s: int) -> None:
         """Trips whose food cannot be ready before the rider's last departure, as soon as the
         policy could know it: the orders reopen, the rider stays at the shop."""
@@ -673,11 +748,12 @@ def simulate(
     metric: TravelMetric = DEFAULT_METRIC,
     ready_reveal: ReadyReveal | None = None,
     pay: RiderPay | None = None,
+    relocate: Relocate | None = None,
 ) -> SimulationResult:
     """Play the day: reveal orders, tick the policy, execute commits, until nothing can move."""
     if tick_s <= 0:
         raise ValueError(f"tick_s: expected a positive integer, got {tick_s}")
-    world = _World(scenario, metric, pay, ready_reveal)
+    world = _World(scenario, metric, pay, ready_reveal, relocate)
     placed_s = np.array([o.placed_s for o in scenario.orders], dtype=np.int64)
     reveal_order = np.argsort(placed_s, kind="stable")
     next_reveal = 0
@@ -691,6 +767,7 @@ def simulate(
             next_reveal += 1
         world.release_abandoned(now_s)
         open_orders = np.flatnonzero(world.order_state == OPEN)
+        planned: set[int] = set()
         if open_orders.size and now_s <= last_shift_end_s:
             snapshot = world.snapshot(now_s, open_orders, ready_reveal, tick_s)
             started = time.perf_counter()
@@ -699,12 +776,17 @@ def simulate(
             world.apply(now_s, snapshot, decision)
             for index, reason in decision.reasons.items():
                 reasons[int(snapshot.order_keys[index])] = reason
+            planned = {int(snapshot.rider_keys[t.rider]) for t in decision.trips if not t.committed}
+        if now_s <= last_shift_end_s:
+            world.relocate(now_s, planned)
         idle = not open_orders.size and not any(
             p.release_s is not None for p in world.pending.values()
         )
         if now_s >= scenario.horizon_s and (idle or now_s > last_shift_end_s):
             break
-        if idle and next_reveal < len(reveal_order):
+        if relocate is not None and now_s < last_shift_end_s:
+            now_s += tick_s  # idle riders may ride ahead at any tick
+        elif idle and next_reveal < len(reveal_order):
             # Nothing to decide until the next order arrives: jump to the tick that reveals it.
             next_placed_s = int(placed_s[reveal_order[next_reveal]])
             now_s = max(now_s + tick_s, -(-next_placed_s // tick_s) * tick_s)
@@ -766,6 +848,7 @@ def _result(
         open_reasons,
         world.abandoned_trips,
         world.rebound_trips,
+        world.relocations,
     )
 
 

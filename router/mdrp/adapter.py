@@ -23,7 +23,7 @@ from router.bundles import BundleLimits
 from router.dispatch import QuarterhourPolicy
 from router.mdrp.instance import MdrpInstance
 from router.scenario import Order, Rider, Scenario, Shop, TravelRules
-from router.simulate import ReadyReveal, RiderPay
+from router.simulate import ReadyReveal, Relocate, RiderPay
 from router.travel import MODES, TravelMetric
 
 MINUTE_S = 60
@@ -68,6 +68,8 @@ REVEAL_PREP_QUANTILE: float | None = None
 # revealed: click-to-door 35.08 -> 34.83 min (its restaurant only) -> 34.65 (others too)
 REBIND_AT_SHOP = True
 REBIND_OTHER_SHOPS = True
+# Idle couriers ride ahead to a restaurant with recent orders (router.simulate.Relocate)
+RELOCATE = True
 # what breaking a courier's hold on the orders it waits for costs the plan: five minutes of one
 # order's click-to-door (the engine weighs a second 2), so that the courier already there keeps
 # its orders unless another use is clearly better
@@ -157,6 +159,11 @@ def ready_reveal(
         rebind_at_shop=REBIND_AT_SHOP,
         rebind_other_shops=REBIND_OTHER_SHOPS,
     )
+
+
+def relocate() -> Relocate | None:
+    """Idle couriers sent ahead to a restaurant (the README's pre-positioning moves), or None."""
+    return Relocate() if RELOCATE else None
 
 
 def rider_pay(instance: MdrpInstance, extra_order_cost: int = EXTRA_ORDER_COST) -> RiderPay:

@@ -15,6 +15,7 @@ from router.mdrp.adapter import (
     mdrp_metric,
     mdrp_policy,
     ready_reveal,
+    relocate,
     rider_pay,
     to_scenario,
 )
@@ -52,6 +53,7 @@ def run_instance(
         metric=mdrp_metric(),
         ready_reveal=ready_reveal(instance) if ready == "revealed" else None,
         pay=rider_pay(instance),
+        relocate=relocate(),
     )
     wall_s = time.perf_counter() - started
     solution = to_solution(instance, result)
@@ -65,6 +67,7 @@ def run_instance(
         refused_commits=result.refused_commits,
         abandoned_trips=len(result.abandoned_trips) - result.rebound_trips,
         rebound_trips=result.rebound_trips,
+        relocations=len(result.relocations),
         wall_s=wall_s,
     )
     (Path(out_dir) / "kpis.json").write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")

@@ -69,14 +69,19 @@ def to_solution(instance: MdrpInstance, result: SimulationResult) -> MdrpSolutio
     # trips given up at the restaurant (ready revealed: food not ready in time, or the courier
     # waiting there given other orders) are only the ride to it; a courier's next trip from
     # the restaurant it waited at needs no move. Each courier's trips in the order committed
-    abandoned = {id(trip) for trip in result.abandoned_trips}
+    # (idle couriers sent ahead to a restaurant, ``Relocate``: a ride with no orders, first
+    # among what a courier did at its minute)
+    abandoned = {id(trip) for trip in [*result.abandoned_trips, *result.relocations]}
     all_trips = sorted(
-        [*result.trips, *result.abandoned_trips], key=lambda t: (t.assigned_s, int(t.trip_id[1:]))
+        [*result.trips, *result.abandoned_trips, *result.relocations],
+        key=lambda t: (t.assigned_s, bool(t.orders), int(t.trip_id[1:])),
     )
     for trip in all_trips:
         courier = instance.couriers[trip.rider]
         ids = tuple(orders[i].id for i in trip.orders)
-        restaurant = orders[trip.orders[0]].restaurant
+        restaurant = (
+            orders[trip.orders[0]].restaurant if trip.orders else instance.restaurants[trip.shop].id
+        )
         moves = by_courier.setdefault(trip.rider, [])
         origin = moves[-1].destination if moves else "0"
         driving = 0

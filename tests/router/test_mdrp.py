@@ -427,3 +427,30 @@ def test_waiting_courier_serves_other_restaurants_only_while_orders_queue(tmp_pa
     ]
     write_solution(instance, solution, tmp_path / "out")
     assert check_mdrp(folder, tmp_path / "out").violations == []
+
+
+def test_idle_courier_rides_ahead_to_a_restaurant(tmp_path: Path) -> None:
+    """A courier with nothing to do after a drop-off rides back to the restaurant where orders
+    were placed (a move with no assignment); the next order of it is picked up at its ready
+    time instead of 10 min later, in both ready modes, and the solution passes the checker."""
+    folder = write_instance(
+        tmp_path / "ahead",
+        [("o1", 640, 3200, 0, "r1", 5), ("o2", 640, 960, 40, "r1", 42)],
+        [("c1", 0, 0, 0, 100)],
+        [("r1", 640, 0)],
+    )
+    for ready in ("known", "revealed"):
+        run_instance(folder, tmp_path / ready, ready=ready)
+        assert check_mdrp(folder, tmp_path / ready).violations == []
+        moves = (tmp_path / ready / "solution_info_couriers.txt").read_text().splitlines()[1:]
+        assert [m.split()[2:] for m in moves] == [
+            ["0", "r1"],
+            ["r1", "o1"],
+            ["o1", "r1"],
+            ["r1", "o2"],
+        ]
+        # back to r1 (no assignment) right after the drop-off, long before o2 is placed
+        assert int(moves[2].split()[1]) < 30
+        orders = (tmp_path / ready / "solution_info_orders.txt").read_text().splitlines()[1:]
+        pickup = {line.split()[0]: int(line.split()[3]) for line in orders}
+        assert pickup["o2"] == 42  # without the move 52: from o1's diner, 10 min away
