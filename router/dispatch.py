@@ -9,7 +9,7 @@ better rider to come free.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -58,6 +58,9 @@ class QuarterhourPolicy:
     # holds is given others, or another rider takes them; priced on top of the plan's cost so
     # that a rider is moved only when another use is clearly better, never back and forth
     switch_cost: int = 0
+    # bundle more when orders queue: the bundles' reach (drop-off radius, ready-time spread)
+    # grows with the price of a rider's time (``scarce_reach``)
+    scarce_reach: bool = False
     seed: int = 0
     deterministic_limit: float = 0.5  # CP-SAT work units: the normal, reproducible stop
     time_limit_s: float = 0.4  # hard wall-clock cap; the greedy plan stands in if it hits
@@ -68,6 +71,9 @@ class QuarterhourPolicy:
         if snapshot.n_orders == 0 or snapshot.n_riders == 0:
             return Decision(reasons=dict.fromkeys(range(snapshot.n_orders), "no rider on shift"))
         geometry = _Geometry(snapshot)
+        limits = self.limits
+        if self.scarce_reach:
+            limits = scarce_limits(limits, _queued_per_rider(snapshot, geometry))
         bundles = build_bundles(
             now_s=snapshot.now_s,
             order_shops=snapshot.order_shops,
@@ -82,7 +88,7 @@ class QuarterhourPolicy:
             modes_used=geometry.modes_used,
             pickup_s=snapshot.pickup_s,
             handoff_s=snapshot.handoff_s,
-            limits=self.limits,
+            limits=limits,
         )
         rider_weight = _rider_time_price(snapshot, geometry, self.rider_own_weight)
         deferral_costs = _deferral_costs(snapshot, geometry, self.batch_guess, rider_weight)
@@ -343,15 +349,47 @@ def _deferral_costs(
     return np.where(serving.any(axis=0), costs, 0).astype(np.int64)
 
 
+def _queued_per_rider(snapshot: Snapshot, geometry: _Geometry) -> float:
+    """Open orders beyond the active riders, per active rider (0 with riders to spare)."""
+    n_riders = max(1, int(geometry.rider_active.sum()))
+    return max(0, snapshot.n_orders - n_riders) / n_riders
+
+
+def bundle_reach(queued_per_rider: float) -> float:
+    """How much farther apart a bundle's orders may be when orders queue: 1 with riders to
+    spare, rising to 3.
+
+    A second drop-off (or a batch-mate's later food) worth ``d`` seconds costs the bundle's
+    other order ``d`` of click-to-door and the rider ``d`` of its time, and saves a rider a
+    trip of its own; it pays while ``d`` is below a share ``w / (w + c)`` of that trip, ``w``
+    a rider-second's price (its own weight plus the click-to-door of the orders queued behind
+    it, as ``router.simulate.scarcity_quantile`` prices it) and ``c`` an order-second's. The
+    limits of ``BundleLimits`` hold with no queue; they grow with that share.
+    """
+    rider_w = RIDER_WEIGHT + CLICK_TO_DOOR_WEIGHT * queued_per_rider
+    share = rider_w / (rider_w + CLICK_TO_DOOR_WEIGHT)
+    return share / (RIDER_WEIGHT / (RIDER_WEIGHT + CLICK_TO_DOOR_WEIGHT))
+
+
+def scarce_limits(limits: BundleLimits, queued_per_rider: float) -> BundleLimits:
+    """``limits`` with the drop-off radius and the ready-time spread scaled by the reach."""
+    reach = bundle_reach(queued_per_rider)
+    if reach <= 1.0:
+        return limits
+    return replace(
+        limits,
+        radius_m=limits.radius_m * reach,
+        ready_spread_s=round(limits.ready_spread_s * reach),
+    )
+
+
 def _rider_time_price(snapshot: Snapshot, geometry: _Geometry, own_weight: int) -> int:
     """The cost of one second of rider time: its own weight plus the queue it holds up.
 
     When more orders wait than riders can take in one round, every second a rider spends
     delays the orders queued behind it; its price is the click-to-door cost of that delay.
     """
-    n_riders = max(1, int(geometry.rider_active.sum()))
-    queued_per_rider = max(0, snapshot.n_orders - n_riders) / n_riders
-    return own_weight + round(CLICK_TO_DOOR_WEIGHT * queued_per_rider)
+    return own_weight + round(CLICK_TO_DOOR_WEIGHT * _queued_per_rider(snapshot, geometry))
 
 
 def _rider_time_prices(snapshot: Snapshot, own_weight: int, queue_price: int) -> IntArray:

@@ -187,4 +187,5 @@ def mdrp_policy(
         # against 32.63), and couriers pick up one order a trip here
         chain_firsts=0,
         switch_cost=SWITCH_COST,
+        scarce_reach=True,
     )

@@ -498,3 +498,30 @@ def test_breaking_a_hold_costs_the_switch_price() -> None:
     pairs = Pairs(pair_bundles, pair_riders, *(ints(0, 0, 0, 0, 0, 0),) * 3, ints(5, 5, 5, 5, 5, 5))
     priced = _price_switches(pairs, bundles, ints(0, -1), 2, 100)  # rider 0 holds order 0
     assert priced.costs.tolist() == [5, 105, 5, 105, 5, 105]
+
+
+def test_bundles_reach_farther_when_orders_queue() -> None:
+    """Bundle more when orders queue: two orders of one shop whose drop-offs are farther apart
+    than the bundle radius go in one trip when they queue for a single rider (``scarce_reach``),
+    and not without it; with riders to spare the limits are unchanged."""
+    from router.bundles import BundleLimits
+    from router.dispatch import bundle_reach, scarce_limits
+
+    # drop-offs 1 km apart as the crow flies, 1.3 km by road: beyond the default 900 m
+    apart = [(SHOPS[0][0] + 0.0045, SHOPS[0][1], NOW_S), (SHOPS[0][0] - 0.0045, SHOPS[0][1], NOW_S)]
+    snapshot = _one_shop_snapshot(apart, mode=1)
+    planned = QuarterhourPolicy(tick_s=TICK_S, scarce_reach=True).decide(snapshot)
+    assert [sorted(t.orders.tolist()) for t in planned.trips] == [[0, 1]]
+    fixed = QuarterhourPolicy(tick_s=TICK_S).decide(snapshot)
+    assert all(t.orders.size == 1 for t in fixed.trips)
+
+    limits = BundleLimits()
+    assert bundle_reach(0.0) == 1.0
+    assert scarce_limits(limits, 0.0) == limits
+    reaches = [bundle_reach(q) for q in (0.5, 1.0, 3.0, 100.0)]
+    assert reaches == sorted(reaches)
+    assert reaches[0] > 1.0
+    assert reaches[-1] < 3.0
+    scaled = scarce_limits(limits, 1.0)
+    assert scaled.radius_m == limits.radius_m * reaches[1]
+    assert scaled.max_stops == limits.max_stops and scaled.neighbours == limits.neighbours
