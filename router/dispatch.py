@@ -366,9 +366,15 @@ def bundle_reach(queued_per_rider: float) -> float:
     it, as ``router.simulate.scarcity_quantile`` prices it) and ``c`` an order-second's. The
     limits of ``BundleLimits`` hold with no queue; they grow with that share.
     """
+    return rider_time_share(queued_per_rider) / rider_time_share(0.0)
+
+
+def rider_time_share(queued_per_rider: float) -> float:
+    """``w / (w + c)``: a rider-second's price ``w`` (the engine's rider weight plus the
+    click-to-door of the orders queued behind it) over that and an order-second's ``c``. The
+    newsvendor's quantile (``router.simulate.scarcity_quantile``) and the bundles' reach."""
     rider_w = RIDER_WEIGHT + CLICK_TO_DOOR_WEIGHT * queued_per_rider
-    share = rider_w / (rider_w + CLICK_TO_DOOR_WEIGHT)
-    return share / (RIDER_WEIGHT / (RIDER_WEIGHT + CLICK_TO_DOOR_WEIGHT))
+    return rider_w / (rider_w + CLICK_TO_DOOR_WEIGHT)
 
 
 def scarce_limits(limits: BundleLimits, queued_per_rider: float) -> BundleLimits:

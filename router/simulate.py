@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from router.assign import CLICK_TO_DOOR_WEIGHT, RIDER_WEIGHT
-from router.dispatch import riders_active
+from router.dispatch import rider_time_share, riders_active
 from router.kpis import compute_kpis, merged_shift_hours
 from router.scenario import Scenario
 from router.snapshot import NO_TIME, Decision, Policy, Snapshot, depart_within_shift, pad_shifts
@@ -218,9 +217,7 @@ def scarcity_quantile(n_orders: int, n_riders: int) -> float:
     click-to-door weight: a rider waits for food readily when riders are plenty, hardly when
     orders queue for them.
     """
-    queued_per_rider = max(0, n_orders - n_riders) / max(1, n_riders)
-    rider_w = RIDER_WEIGHT + CLICK_TO_DOOR_WEIGHT * queued_per_rider
-    return rider_w / (rider_w + CLICK_TO_DOOR_WEIGHT)
+    return rider_time_share(max(0, n_orders - n_riders) / max(1, n_riders))
 
 
 @dataclass(frozen=True)
